@@ -1,0 +1,51 @@
+# failwatch-moonraker developer entry points.
+#   make test   - create the venvs (daemon + the real Moonraker) and run every test
+#   make demo   - watch a simulated printer through the real Moonraker and pause it
+#   make bench  - print the performance figures
+PYTHON ?= python3
+VENV := .venv
+MR_VENV := .venv-moonraker
+MOONRAKER_VERSION := 0.11.0
+
+.PHONY: test unit integration demo bench lint venv moonraker-venv clean
+
+venv: $(VENV)/.installed
+moonraker-venv: $(MR_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]' numpy
+	touch $@
+
+# Moonraker pins its own dependencies, so it lives in a virtualenv of its own.
+$(MR_VENV)/.installed:
+	@ldconfig -p 2>/dev/null | grep -q libsodium || { \
+	  echo "Moonraker needs libsodium; installing libsodium23"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq libsodium23; \
+	  else sudo apt-get install -y libsodium23; fi; }
+	$(PYTHON) -m venv $(MR_VENV)
+	$(MR_VENV)/bin/pip install --quiet moonraker==$(MOONRAKER_VERSION)
+	touch $@
+
+test: venv moonraker-venv
+	$(VENV)/bin/python -m pytest -q
+
+unit: venv
+	$(VENV)/bin/python -m pytest -q tests/unit
+
+integration: venv moonraker-venv
+	$(VENV)/bin/python -m pytest -q tests/integration
+
+demo: venv moonraker-venv
+	$(VENV)/bin/python -m sim.demo
+
+bench: venv moonraker-venv
+	$(VENV)/bin/python -m bench
+
+lint: venv
+	$(VENV)/bin/ruff check failwatch_moonraker sim tests bench
+	$(VENV)/bin/mypy failwatch_moonraker
+
+clean:
+	rm -rf $(VENV) $(MR_VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""failwatch-moonraker: a print-failure detector that acts through Moonraker."""
+
+__version__ = "0.1.0"

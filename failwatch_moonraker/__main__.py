@@ -1,0 +1,3 @@
+from failwatch_moonraker.cli import main
+
+raise SystemExit(main())
