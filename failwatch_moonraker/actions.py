@@ -1,0 +1,151 @@
+"""What failwatch does to the printer, through Moonraker's JSON-RPC.
+
+Order matters for a failing print: stop the motion first (pause or
+cancel), then the heaters, then the user's G-code, then tell the user. One
+action failing never keeps the others from running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+HEATER_ACTIONS = ("heaters_off", "extruder_off", "bed_off")
+ORDER = ("pause", "cancel", "heaters_off", "extruder_off", "bed_off", "gcode", "notify")
+
+# Klipper's extended G-code parser ends the arguments at # * ; and splits on
+# quotes, so those never go into a RESPOND message.
+_UNSAFE = str.maketrans({'"': "'", ";": ",", "#": "no.", "*": "x", "\n": " ", "\r": " ",
+                         "\\": "/"})
+
+
+class RpcClient(Protocol):
+    async def call(self, method: str, params: dict[str, object] | None = None,
+                   timeout: float = 10.0) -> object: ...
+
+
+def console_text(text: str) -> str:
+    """A message made safe for ``RESPOND MSG="..."``."""
+    return " ".join(text.translate(_UNSAFE).split())
+
+
+def respond_script(text: str, error: bool = False) -> str:
+    """The console line, prefixed ``failwatch:`` so users can tell who spoke."""
+    prefix = "!! failwatch:" if error else "failwatch:"
+    return f'RESPOND PREFIX="{prefix}" MSG="{console_text(text)}"'
+
+
+def heater_script(action: str, available_heaters: Sequence[str] | None) -> str:
+    """G-code that brings the named heaters' targets to 0."""
+    if action == "heaters_off":
+        return "TURN_OFF_HEATERS"
+    heaters = list(available_heaters or ())
+    if action == "extruder_off":
+        extruders = [h for h in heaters if h.startswith("extruder")]
+        if not extruders:
+            return "M104 S0"
+        return "\n".join(f"SET_HEATER_TEMPERATURE HEATER={h} TARGET=0" for h in extruders)
+    if action == "bed_off":
+        if heaters and "heater_bed" not in heaters:
+            return "M140 S0"
+        return "SET_HEATER_TEMPERATURE HEATER=heater_bed TARGET=0"
+    raise ValueError(action)
+
+
+def ordered(actions: Iterable[str]) -> list[str]:
+    chosen = set(actions)
+    return [name for name in ORDER if name in chosen]
+
+
+def split_delayed(actions: Iterable[str], heaters_off_delay: float) -> tuple[list[str], list[str]]:
+    """(run now, run after the delay): heater actions wait when a delay is set."""
+    names = ordered(actions)
+    if heaters_off_delay <= 0:
+        return names, []
+    now = [n for n in names if n not in HEATER_ACTIONS]
+    later = [n for n in names if n in HEATER_ACTIONS]
+    return now, later
+
+
+def describe(actions: Sequence[str], delay: float = 0.0, delayed: Sequence[str] = ()) -> str:
+    """How the console message says what was done."""
+    words = {
+        "pause": "paused the print",
+        "cancel": "cancelled the print",
+        "heaters_off": "turned all heaters off",
+        "extruder_off": "turned the hotend off",
+        "bed_off": "turned the bed off",
+        "gcode": "ran failure_gcode",
+    }
+    done = [words[a] for a in actions if a in words]
+    later = [words[a] for a in delayed if a in words]
+    if later:
+        done.append(f"will {' and '.join(w.replace('turned', 'turn') for w in later)} "
+                    f"in {delay:g} s unless resumed")
+    return ", ".join(done)
+
+
+@dataclass
+class ActionResult:
+    action: str
+    ok: bool
+    error: str = ""
+
+
+class ActionRunner:
+    def __init__(self, client: RpcClient, failure_gcode: str = "") -> None:
+        self.client = client
+        self.failure_gcode = failure_gcode
+
+    async def run(self, actions: Iterable[str], message: str, *, error: bool = False,
+                  available_heaters: Sequence[str] | None = None) -> list[ActionResult]:
+        """Run each action in the safe order; ``message`` is what ``notify`` says."""
+        results: list[ActionResult] = []
+        for name in ordered(actions):
+            try:
+                await self._one(name, message, error, available_heaters)
+            except Exception as exc:  # one failed action must not stop the rest
+                log.error("action %s failed: %s", name, exc)
+                results.append(ActionResult(name, False, str(exc)))
+            else:
+                results.append(ActionResult(name, True))
+        return results
+
+    async def _one(self, name: str, message: str, error: bool,
+                   available_heaters: Sequence[str] | None) -> None:
+        if name == "pause":
+            await self.client.call("printer.print.pause", timeout=30.0)
+        elif name == "cancel":
+            await self.client.call("printer.print.cancel", timeout=30.0)
+        elif name in HEATER_ACTIONS:
+            await self.gcode(heater_script(name, available_heaters))
+        elif name == "gcode":
+            if self.failure_gcode:
+                await self.gcode(self.failure_gcode, timeout=120.0)
+        elif name == "notify":
+            await self.say(message, error=error)
+        else:
+            raise ValueError(f"unknown action {name!r}")
+
+    async def gcode(self, script: str, timeout: float = 30.0) -> None:
+        await self.client.call("printer.gcode.script", {"script": script}, timeout=timeout)
+
+    async def say(self, text: str, *, error: bool = False) -> None:
+        """A line on the Mainsail/Fluidd console."""
+        await self.gcode(respond_script(text, error))
+
+
+__all__ = [
+    "ActionResult",
+    "ActionRunner",
+    "console_text",
+    "describe",
+    "heater_script",
+    "ordered",
+    "respond_script",
+    "split_delayed",
+]

@@ -1,0 +1,125 @@
+"""``failwatch-moonraker check``: try every edge once and say what works.
+
+The report is what a user reads while setting up: one line per step, the
+reason when a step fails, never a secret. Exit status 0 only if all passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, TextIO
+
+import aiohttp
+
+from failwatch_moonraker.camera import (
+    Camera,
+    CameraError,
+    pick_webcam,
+    source_from_webcam,
+    web_base_from_moonraker,
+)
+from failwatch_moonraker.config import Config
+from failwatch_moonraker.daemon import Daemon
+from failwatch_moonraker.moonraker import AuthFailed, MoonrakerError
+from failwatch_moonraker.predictors import PredictorError, create_predictor
+
+CHECK_PRINT_ID = "failwatch-check"
+
+
+class Report:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.failed = 0
+
+    def ok(self, step: str, detail: str) -> None:
+        print(f"[ OK ] {step}: {detail}", file=self.out, flush=True)
+
+    def fail(self, step: str, detail: str) -> None:
+        self.failed += 1
+        print(f"[FAIL] {step}: {detail}", file=self.out, flush=True)
+
+
+async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
+    report = Report(out)
+    report.ok("config", f"{config.path} is valid")
+    daemon = Daemon(config)
+    client = daemon.client
+    reader: asyncio.Task[None] | None = None
+    webcams: list[dict[str, Any]] = []
+    try:
+        try:
+            reader = await asyncio.wait_for(client.open(), timeout)
+        except AuthFailed as exc:
+            report.fail("moonraker", str(exc))
+        except (OSError, asyncio.TimeoutError, MoonrakerError, Exception) as exc:
+            report.fail("moonraker", f"cannot connect to {config.moonraker.url}: "
+                        f"{exc.__class__.__name__}: {exc}")
+        else:
+            try:
+                info = await client.call("server.info")
+                report.ok("moonraker", f"connected to {config.moonraker.url} (Moonraker "
+                          f"{info.get('moonraker_version', '?')}, Klippy "
+                          f"{info.get('klippy_state', '?')})")
+                listed = await client.call("server.webcams.list")
+                webcams = listed.get("webcams", []) if isinstance(listed, dict) else []
+            except MoonrakerError as exc:
+                report.fail("moonraker", str(exc))
+        async with aiohttp.ClientSession() as http:
+            camera = Camera(http, config.camera.timeout, config.camera.max_size)
+            camera.source = daemon._configured_source()
+            if camera.source is None:
+                cam = pick_webcam(webcams, config.camera.webcam)
+                if cam is not None:
+                    c = config.camera
+                    camera.source = source_from_webcam(
+                        cam, web_base_from_moonraker(config.moonraker.url),
+                        c.flip_horizontal, c.flip_vertical, c.rotation)
+            jpeg = b""
+            if camera.source is None:
+                report.fail("camera", "no snapshot_url in [camera] and no usable webcam in "
+                            "Moonraker's webcam list")
+            else:
+                try:
+                    jpeg = await camera.snapshot()
+                except CameraError as exc:
+                    report.fail("camera", str(exc))
+                else:
+                    report.ok("camera", f"{len(jpeg) // 1024} KiB JPEG{_dimensions(jpeg)} "
+                              f"from {camera.source.url}")
+            if jpeg:
+                predictor = create_predictor(config.predictor, http)
+                try:
+                    pred = await predictor.predict(jpeg, CHECK_PRINT_ID)
+                except PredictorError as exc:
+                    report.fail("predictor", str(exc))
+                else:
+                    report.ok("predictor", f"{config.predictor.url} scored the snapshot "
+                              f"p={pred.p:.3f} with {len(pred.detections)} detection(s)")
+                finally:
+                    await predictor.close()
+            else:
+                report.fail("predictor", "not tried: no snapshot to send")
+    finally:
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        await client.close()
+    if report.failed:
+        print(f"{report.failed} check(s) failed.", file=out)
+        return 1
+    print("All checks passed: failwatch is ready to watch your prints.", file=out)
+    return 0
+
+
+def _dimensions(jpeg: bytes) -> str:
+    try:
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(jpeg)) as img:
+            return f" {img.width}x{img.height}"
+    except Exception:
+        return ""

@@ -1,0 +1,156 @@
+"""Obico's partner predict API (``shared/seeds/004_c3a21a5e048bc22c.txt``).
+
+One multipart/form-data POST per frame with ``serial_no``, ``access_token``,
+``print_id`` and ``img``; the answer's ``p`` is used as returned (Obico's p
+is a sum of confidences and may exceed 1), its ``detections`` become boxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from failwatch_moonraker.predictors.base import (
+    AuthError,
+    BadRequest,
+    BadResponse,
+    Detection,
+    Prediction,
+    RateLimited,
+    Unavailable,
+)
+
+MAX_PRINT_ID = 256
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _error_text(body: bytes) -> str:
+    """The server's own error message, short and printable."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        text = data["error"]
+    else:
+        text = body.decode("utf-8", "replace")
+    text = " ".join(text.split())
+    return text[:200] or "(empty body)"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def parse_detections(raw: Any) -> tuple[Detection, ...]:
+    """``[[conf, [xc, yc, w, h]], ...]``; the label-first triple is accepted too."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadResponse("'detections' is not a list")
+    out: list[Detection] = []
+    for item in raw:
+        if isinstance(item, list) and len(item) == 3 and isinstance(item[0], str):
+            item = item[1:]
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], list)):
+            raise BadResponse(f"malformed detection {item!r:.80}")
+        conf = _number(item[0])
+        box = [_number(v) for v in item[1]]
+        if conf is None or len(box) != 4 or any(v is None for v in box):
+            raise BadResponse(f"malformed detection {item!r:.80}")
+        xc, yc, w, h = (float(v) for v in box)  # type: ignore[arg-type]
+        out.append((conf, (xc, yc, w, h)))
+    return tuple(out)
+
+
+def parse_response(body: bytes) -> Prediction:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadResponse(f"answer is not JSON: {_error_text(body)[:80]!r}") from None
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(result, dict):
+        raise BadResponse("answer has no 'result' object")
+    p = _number(result.get("p"))
+    if p is None:
+        raise BadResponse("answer has no numeric 'p'")
+    return Prediction(p=p, detections=parse_detections(result.get("detections")), raw=result)
+
+
+class ObicoPredictor:
+    name = "obico"
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        serial_no: str,
+        access_token: str,
+        timeout: float = 30.0,
+    ) -> None:
+        self._session = session
+        self.url = url
+        self._serial_no = serial_no
+        self._access_token = access_token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:  # never show the token
+        return f"ObicoPredictor(url={self.url!r}, serial_no={self._serial_no!r})"
+
+    async def predict(self, jpeg: bytes, print_id: str) -> Prediction:
+        form = aiohttp.FormData()
+        form.add_field("serial_no", self._serial_no)
+        form.add_field("access_token", self._access_token)
+        form.add_field("print_id", print_id[:MAX_PRINT_ID])
+        form.add_field("img", jpeg, filename="snapshot.jpg", content_type="image/jpeg")
+        try:
+            async with self._session.post(self.url, data=form, timeout=self._timeout) as resp:
+                body = await resp.read()
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+        except asyncio.TimeoutError:
+            raise Unavailable(
+                f"no answer within {self._timeout.total:g} s from {self.url}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise Unavailable(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
+        if status == 200:
+            return parse_response(body)
+        message = _error_text(body)
+        if status == 400:
+            raise BadRequest(f"the predictor refused the frame (HTTP 400): {message}")
+        if status in (401, 403):
+            raise AuthError(f"the predictor refused the credentials (HTTP {status}): {message}")
+        if status == 429:
+            raise RateLimited(
+                f"the predictor asks to slow down (HTTP 429): {message}",
+                parse_retry_after(retry_after),
+            )
+        raise Unavailable(f"the predictor answered HTTP {status}: {message}")
+
+    async def close(self) -> None:
+        """The HTTP session belongs to the daemon."""
