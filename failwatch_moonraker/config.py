@@ -1,0 +1,904 @@
+"""Loading and validating ``failwatch.cfg``.
+
+The file uses Moonraker's flavour of INI:
+
+* ``[section]`` headers and ``option: value`` (or ``option = value``) lines;
+* ``#`` and ``;`` start a full-line comment; an inline comment needs whitespace
+  before the ``#``/``;`` (so ``http://host/#frag`` keeps its ``#``), and ``\\#``
+  yields a literal ``#`` even after whitespace;
+* values continue on following indented lines;
+* no interpolation, and duplicate sections or options are errors.
+
+:mod:`configparser` does the tokenising.  On top of it, :class:`Section` offers one
+typed getter per kind of option (like Moonraker's ``ConfigHelper``).  Every getter
+records the option it reads, so once the whole :class:`Config` has been built the
+loader can report every option it never asked for (and every section it does not
+know) as unknown.  Problems are collected, not raised one by one: a single
+:class:`ConfigError` lists all of them, one per line.
+
+The values of secret options (``api_key``, ``access_token``) never appear in an
+error message.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeVar, overload
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_CONFIG_PATH",
+    "OBICO_DEFAULT_URL",
+    "ActionsConfig",
+    "CameraConfig",
+    "Config",
+    "ConfigError",
+    "DetectionConfig",
+    "LoggingConfig",
+    "MoonrakerConfig",
+    "PREDICTOR_BACKENDS",
+    "PredictorConfig",
+    "Section",
+    "StateConfig",
+    "known_options",
+    "load_config",
+    "parse_config",
+]
+
+DEFAULT_CONFIG_PATH = "~/printer_data/config/failwatch.cfg"
+OBICO_DEFAULT_URL = "https://elegoo-app.obico.io/ent/partners/api/elegoo/predict/"
+ACTIONS = ("pause", "cancel", "heaters_off", "extruder_off", "bed_off", "notify", "gcode")
+
+#: Predictor backends and the options each one requires (non-empty).
+#: To add a backend, add it here and handle it where predictors are created.
+_BACKEND_REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
+    "obico": ("serial_no", "access_token"),
+}
+PREDICTOR_BACKENDS = tuple(_BACKEND_REQUIRED)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+_MIB = 1024 * 1024
+
+#: Options whose values must never be shown, per section.
+_SECRET_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
+    "moonraker": frozenset({"api_key"}),
+    "predictor": frozenset({"access_token"}),
+}
+
+#: Names other tools use for our sections/options, for "did you mean" hints.
+_SECTION_ALIASES: Final[Mapping[str, str]] = {
+    "webcam": "camera",
+    "server": "moonraker",
+    "ml_api": "predictor",
+    "obico": "predictor",
+}
+_OPTION_ALIASES: Final[Mapping[str, Mapping[str, str]]] = {
+    "moonraker": {"host": "url", "moonraker_api_key": "api_key", "api_token": "api_key"},
+    "camera": {
+        "snapshot": "snapshot_url",
+        "host_snapshot": "snapshot_url",
+        "camera": "webcam",
+        "flip_h": "flip_horizontal",
+        "flip_x": "flip_horizontal",
+        "flip_horizontally": "flip_horizontal",
+        "flip_v": "flip_vertical",
+        "flip_y": "flip_vertical",
+        "flip_vertically": "flip_vertical",
+        "rotate": "rotation",
+    },
+    "predictor": {"auth_token": "access_token", "token": "access_token", "serial": "serial_no"},
+    "logging": {"log_level": "level", "max_file_size_mb": "max_size", "max_file_count": "backups"},
+}
+
+# Secrets shorter than this are not scrubbed from messages as a last resort (it would
+# mangle ordinary words); they are still never echoed deliberately.
+_MIN_SCRUB_LEN = 6
+
+# Stand-in for an escaped "\#" while configparser strips inline comments.
+_ESCAPED_HASH = "\ue000"
+
+# A section name configparser will never see, so that "[DEFAULT]" is an ordinary
+# (unknown) section instead of silently feeding defaults into every section.
+_NO_DEFAULT_SECTION = "\ue001no-default\ue001"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable.
+
+    ``str(error)`` lists every problem found, one per line; :attr:`problems` holds
+    them as a tuple.
+    """
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        if isinstance(problems, str):
+            problems = (problems,)
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+# ---------------------------------------------------------------------------
+# Typed configuration
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoonrakerConfig:
+    url: str
+    api_key: str = dataclasses.field(repr=False)
+    unix_socket: str
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    snapshot_url: str
+    webcam: str
+    timeout: float
+    max_size: int  # bytes
+    flip_horizontal: bool | None  # None: the Moonraker webcam's setting, else no flip
+    flip_vertical: bool | None
+    rotation: int | None  # clockwise degrees: 0, 90, 180, 270; None as for flips
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    backend: str
+    url: str
+    serial_no: str
+    access_token: str = dataclasses.field(repr=False)
+    timeout: float
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    interval: float
+    sensitivity: float
+    ewm_span: int
+    short_window: int
+    long_window: int
+    threshold_low: float
+    threshold_high: float
+    short_multiple: float
+    escalating_factor: float
+    safe_frames: int
+    resume_cooldown: float
+    warning_cooldown: float
+
+
+@dataclass(frozen=True)
+class ActionsConfig:
+    on_warning: tuple[str, ...]
+    on_failure: tuple[str, ...]
+    failure_gcode: str
+    heaters_off_delay: float
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    path: str
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    path: str  # "" = no log file
+    level: str
+    max_size: int  # bytes
+    backups: int
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    moonraker: MoonrakerConfig
+    camera: CameraConfig
+    predictor: PredictorConfig
+    detection: DetectionConfig
+    actions: ActionsConfig
+    state: StateConfig
+    logging: LoggingConfig
+
+    def secrets(self) -> tuple[str, ...]:
+        """The non-empty secret values (``api_key``, ``access_token``), for log redaction."""
+        return tuple(s for s in (self.moonraker.api_key, self.predictor.access_token) if s)
+
+
+# ---------------------------------------------------------------------------
+# The typed getter layer
+# ---------------------------------------------------------------------------
+
+
+class _Missing:
+    """Type of :data:`REQUIRED`: the option has no default."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Final = _Missing()
+
+T = TypeVar("T")
+
+_BOOLEANS: Final[Mapping[str, bool]] = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+
+
+def _num(value: float) -> str:
+    """Format a bound for a message: ``0.1``, ``3600``."""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _show(value: str) -> str:
+    """Quote a (non-secret) value for a message, shortened if long."""
+    if len(value) > 80:
+        value = value[:77] + "..."
+    return repr(value)
+
+
+class _Problems:
+    """Collects error messages for one file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.messages: list[str] = []
+
+    def file(self, message: str) -> None:
+        self.messages.append(f"{self.path}: {message}")
+
+    def section(self, section: str, message: str) -> None:
+        self.messages.append(f"{self.path}: [{section}]: {message}")
+
+    def option(self, section: str, option: str, message: str) -> None:
+        self.messages.append(f"{self.path}: [{section}] {option}: {message}")
+
+
+class Section:
+    """Typed access to one section; a missing section behaves like an empty one.
+
+    Every getter records the option as known (see :attr:`known`), whether or not it
+    is set, so the loader can report the options nobody read.  A getter without a
+    default makes the option required.  Problems are recorded, not raised; a getter
+    whose value is bad returns its default (or a dummy when required; ``getlist``
+    returns the valid items) so that the loader can carry on and report everything
+    at once, and :meth:`ok` tells cross-option checks whether an option came
+    through cleanly.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        values: Mapping[str, str] | None,
+        problems: _Problems,
+        secret: Iterable[str] = (),
+    ) -> None:
+        self.name = name
+        self.present = values is not None
+        self._values: dict[str, str] = dict(values or {})
+        self._problems = problems
+        self._secret = frozenset(secret)
+        self.known: list[str] = []
+        self._failed: set[str] = set()
+
+    # -- helpers --------------------------------------------------------------
+
+    def _lookup(self, option: str) -> str | None:
+        if option not in self.known:
+            self.known.append(option)
+        return self._values.get(option)
+
+    def error(self, option: str, message: str) -> None:
+        """Record a problem with ``option``."""
+        self._failed.add(option)
+        self._problems.option(self.name, option, message)
+
+    def ok(self, option: str) -> bool:
+        """True if no problem was recorded for ``option``."""
+        return option not in self._failed
+
+    def is_set(self, option: str) -> bool:
+        return option in self._values
+
+    def raw(self, option: str) -> str | None:
+        """The raw text of ``option`` (None if unset); does not mark it as known."""
+        return self._values.get(option)
+
+    def _got(self, option: str, raw: str) -> str:
+        if option in self._secret:
+            return " (value not shown)"
+        return f", got {_show(raw)}"
+
+    def _absent(self, option: str, default: T | _Missing, dummy: T) -> T:
+        if isinstance(default, _Missing):
+            self.error(option, "required option is missing")
+            return dummy
+        return default
+
+    # -- getters --------------------------------------------------------------
+
+    def get(
+        self, option: str, default: str | _Missing = REQUIRED, *, multiline: bool = False
+    ) -> str:
+        """A string.  Unless ``multiline``, the value must fit on one line."""
+        raw = self._lookup(option)
+        if raw is None:
+            return self._absent(option, default, "")
+        if not multiline and "\n" in raw:
+            self.error(option, "must be a single line" + self._got(option, raw))
+            return default if isinstance(default, str) else ""
+        return raw
+
+    def getint(
+        self,
+        option: str,
+        default: int | _Missing = REQUIRED,
+        minval: int | None = None,
+        maxval: int | None = None,
+    ) -> int:
+        raw = self._lookup(option)
+        if raw is None:
+            return self._absent(option, default, 0)
+        fallback = default if isinstance(default, int) else 0
+        if not _INT_RE.fullmatch(raw.strip()):
+            desc = _describe("an integer", minval, maxval, None)
+            self.error(option, f"must be {desc}{self._got(option, raw)}")
+            return fallback
+        value = int(raw.strip())
+        if minval is not None and value < minval:
+            self.error(option, f"must be an integer >= {minval}{self._got(option, raw)}")
+            return fallback
+        if maxval is not None and value > maxval:
+            self.error(option, f"must be an integer <= {maxval}{self._got(option, raw)}")
+            return fallback
+        return value
+
+    def getfloat(
+        self,
+        option: str,
+        default: float | _Missing = REQUIRED,
+        minval: float | None = None,
+        maxval: float | None = None,
+        above: float | None = None,
+    ) -> float:
+        raw = self._lookup(option)
+        if raw is None:
+            return float(self._absent(option, default, 0.0))
+        fallback = float(default) if isinstance(default, (int, float)) else 0.0
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            desc = _describe("a number", minval, maxval, above)
+            self.error(option, f"must be {desc}{self._got(option, raw)}")
+            return fallback
+        if minval is not None and value < minval:
+            self.error(option, f"must be a number >= {_num(minval)}{self._got(option, raw)}")
+            return fallback
+        if above is not None and value <= above:
+            self.error(option, f"must be a number > {_num(above)}{self._got(option, raw)}")
+            return fallback
+        if maxval is not None and value > maxval:
+            self.error(option, f"must be a number <= {_num(maxval)}{self._got(option, raw)}")
+            return fallback
+        return value
+
+    @overload
+    def getboolean(self, option: str, default: bool | _Missing = ...) -> bool: ...
+
+    @overload
+    def getboolean(self, option: str, default: None) -> bool | None: ...
+
+    def getboolean(self, option: str, default: bool | None | _Missing = REQUIRED) -> bool | None:
+        """true/false, yes/no, on/off, 1/0 (any case).
+
+        With a ``None`` default an empty value means "not set" and gives ``None``.
+        """
+        raw = self._lookup(option)
+        if raw is None or (default is None and not raw.strip()):
+            return self._absent(option, default, False)
+        value = _BOOLEANS.get(raw.strip().lower())
+        if value is None:
+            self.error(
+                option,
+                "must be a boolean (true/false, yes/no, on/off, 1/0)" + self._got(option, raw),
+            )
+            return default if isinstance(default, bool) else False
+        return value
+
+    @overload
+    def getchoice(
+        self, option: str, choices: Sequence[str], default: str | _Missing = ...
+    ) -> str: ...
+
+    @overload
+    def getchoice(
+        self, option: str, choices: Mapping[str, T], default: T | _Missing = ...
+    ) -> T: ...
+
+    def getchoice(
+        self,
+        option: str,
+        choices: Mapping[str, object] | Sequence[str],
+        default: object = REQUIRED,
+    ) -> object:
+        """One of ``choices`` (compared case-insensitively).
+
+        ``choices`` is either a sequence of spellings (the canonical spelling is
+        returned) or a mapping from spelling to the value returned.  With a ``None``
+        default an empty value means "not set" and gives ``None``.
+        """
+        mapping: Mapping[str, object] = (
+            choices if isinstance(choices, Mapping) else {c: c for c in choices}
+        )
+        raw = self._lookup(option)
+        dummy = next(iter(mapping.values()))
+        if raw is None or (default is None and not raw.strip()):
+            return self._absent(option, default, dummy)
+        wanted = raw.strip().lower()
+        for spelling, value in mapping.items():
+            if spelling.lower() == wanted:
+                return value
+        allowed = ", ".join(mapping)
+        self.error(
+            option,
+            f"must be one of: {allowed}; got {_show(raw)}"
+            if option not in self._secret
+            else f"must be one of: {allowed}",
+        )
+        return dummy if isinstance(default, _Missing) else default
+
+    def getlist(
+        self,
+        option: str,
+        default: Sequence[str] | _Missing = REQUIRED,
+        allowed: Sequence[str] | None = None,
+        *,
+        kind: str = "item",
+    ) -> tuple[str, ...]:
+        """A comma- (or newline-) separated list; empty items are ignored.
+
+        With ``allowed``, items are matched case-insensitively against it and
+        returned in its spelling.  An item may appear only once.  On problems the
+        valid items are still returned, so that checks across options can run too.
+        """
+        raw = self._lookup(option)
+        if raw is None:
+            return tuple(self._absent(option, default, ()))
+        items = [item.strip() for item in re.split(r"[,\n]", raw)]
+        result: list[str] = []
+        for item in items:
+            if not item:
+                continue
+            if allowed is not None:
+                canonical = next((a for a in allowed if a.lower() == item.lower()), None)
+                if canonical is None:
+                    shown = _show(item) if option not in self._secret else "(not shown)"
+                    self.error(option, f"unknown {kind} {shown}; allowed: {', '.join(allowed)}")
+                    continue
+                item = canonical
+            if item in result:
+                shown = _show(item) if option not in self._secret else "(not shown)"
+                self.error(option, f"{kind} {shown} is listed more than once")
+                continue
+            result.append(item)
+        return tuple(result)
+
+
+def _describe(kind: str, minval: float | None, maxval: float | None, above: float | None) -> str:
+    bounds = []
+    if minval is not None:
+        bounds.append(f">= {_num(minval)}")
+    if above is not None:
+        bounds.append(f"> {_num(above)}")
+    if maxval is not None:
+        bounds.append(f"<= {_num(maxval)}")
+    return f"{kind} {' and '.join(bounds)}" if bounds else kind
+
+
+# ---------------------------------------------------------------------------
+# Per-section builders.  Every builder reads ALL of its options unconditionally
+# (the set of getter calls is the list of known options; see known_options()).
+# ---------------------------------------------------------------------------
+
+
+class _Context:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        # Directory that relative paths in the file are resolved against (None for
+        # text that did not come from a file, e.g. "<string>").
+        self.base_dir = None if path.startswith("<") else os.path.dirname(path)
+
+    def file_path(self, value: str) -> str:
+        if not value:
+            return value
+        value = os.path.expanduser(value)
+        if self.base_dir is not None and not os.path.isabs(value):
+            value = os.path.normpath(os.path.join(self.base_dir, value))
+        return value
+
+
+def _http_url(sec: Section, option: str, value: str, *, relative_ok: bool = False) -> str:
+    """Validate an http(s) URL (or, if allowed, a path on Moonraker's host)."""
+    if not value or not sec.ok(option):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return value
+    if relative_ok and not parts.scheme and not parts.netloc and value.startswith("/"):
+        return value
+    if relative_ok:
+        allowed = "an http:// or https:// URL, or a path on Moonraker's host starting with '/'"
+    else:
+        allowed = "an http:// or https:// URL"
+    sec.error(option, f"must be {allowed}, got {_show(value)}")
+    return ""
+
+
+def _moonraker_url(sec: Section, value: str) -> str:
+    if not sec.ok("url"):
+        return value
+    parts = urlsplit(value)
+    scheme = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        sec.error(
+            "url",
+            "must be a ws:// or wss:// URL (http:// and https:// are converted), "
+            f"got {_show(value)}",
+        )
+        return value
+    path = parts.path if parts.path not in ("", "/") else "/websocket"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def _check_secret(sec: Section, option: str, value: str) -> None:
+    if value and any(ch.isspace() for ch in value) and sec.ok(option):
+        sec.error(option, "must not contain spaces or line breaks (value not shown)")
+
+
+def _build_moonraker(sec: Section, ctx: _Context) -> MoonrakerConfig:
+    url = _moonraker_url(sec, sec.get("url", "ws://127.0.0.1:7125/websocket").strip())
+    api_key = sec.get("api_key", "")
+    _check_secret(sec, "api_key", api_key)
+    unix_socket = ctx.file_path(sec.get("unix_socket", "~/printer_data/comms/moonraker.sock"))
+    return MoonrakerConfig(url=url, api_key=api_key, unix_socket=unix_socket)
+
+
+_ROTATIONS: Final[Mapping[str, int]] = {"0": 0, "90": 90, "180": 180, "270": 270}
+
+
+def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
+    snapshot_url = _http_url(sec, "snapshot_url", sec.get("snapshot_url", ""), relative_ok=True)
+    webcam = sec.get("webcam", "")
+    timeout = sec.getfloat("timeout", 5.0, minval=0.5, maxval=120.0)
+    max_size = sec.getfloat("max_size", 8.0, minval=0.1, maxval=100.0)
+    flip_horizontal = sec.getboolean("flip_horizontal", None)
+    flip_vertical = sec.getboolean("flip_vertical", None)
+    rotation = sec.getchoice("rotation", _ROTATIONS, None)
+    return CameraConfig(
+        snapshot_url=snapshot_url,
+        webcam=webcam,
+        timeout=timeout,
+        max_size=round(max_size * _MIB),
+        flip_horizontal=flip_horizontal,
+        flip_vertical=flip_vertical,
+        rotation=rotation,
+    )
+
+
+def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
+    backend = sec.getchoice("backend", PREDICTOR_BACKENDS, "obico")
+    url = _http_url(sec, "url", sec.get("url", OBICO_DEFAULT_URL).strip())
+    serial_no = sec.get("serial_no", "").strip()
+    access_token = sec.get("access_token", "")
+    _check_secret(sec, "access_token", access_token)
+    timeout = sec.getfloat("timeout", 30.0, minval=1.0, maxval=300.0)
+    if sec.ok("backend"):
+        values = {"serial_no": serial_no, "access_token": access_token}
+        for option in _BACKEND_REQUIRED.get(backend, ()):
+            if not values.get(option) and sec.ok(option):
+                sec.error(option, f"required for backend {backend!r}")
+    return PredictorConfig(
+        backend=backend, url=url, serial_no=serial_no, access_token=access_token, timeout=timeout
+    )
+
+
+def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
+    interval = sec.getfloat("interval", 10.0, minval=0.1, maxval=3600.0)
+    sensitivity = sec.getfloat("sensitivity", 1.0, minval=0.1, maxval=5.0)
+    ewm_span = sec.getint("ewm_span", 12, minval=1)
+    short_window = sec.getint("short_window", 310, minval=1)
+    long_window = sec.getint("long_window", 7200, minval=1)
+    threshold_low = sec.getfloat("threshold_low", 0.38, minval=0.0)
+    threshold_high = sec.getfloat("threshold_high", 0.78, minval=0.0)
+    short_multiple = sec.getfloat("short_multiple", 3.8, minval=0.0)
+    escalating_factor = sec.getfloat("escalating_factor", 1.75, minval=1.0)
+    safe_frames = sec.getint("safe_frames", 30, minval=0)
+    resume_cooldown = sec.getfloat("resume_cooldown", 90.0, minval=0.0)
+    warning_cooldown = sec.getfloat("warning_cooldown", 300.0, minval=0.0)
+    if sec.ok("threshold_low") and sec.ok("threshold_high") and threshold_high < threshold_low:
+        sec.error(
+            "threshold_high",
+            f"must be >= threshold_low ({_num(threshold_low)}), "
+            f"got {_show(sec.raw('threshold_high') or _num(threshold_high))}",
+        )
+    return DetectionConfig(
+        interval=interval,
+        sensitivity=sensitivity,
+        ewm_span=ewm_span,
+        short_window=short_window,
+        long_window=long_window,
+        threshold_low=threshold_low,
+        threshold_high=threshold_high,
+        short_multiple=short_multiple,
+        escalating_factor=escalating_factor,
+        safe_frames=safe_frames,
+        resume_cooldown=resume_cooldown,
+        warning_cooldown=warning_cooldown,
+    )
+
+
+def _build_actions(sec: Section, ctx: _Context) -> ActionsConfig:
+    lists = {
+        "on_warning": sec.getlist("on_warning", ("notify",), ACTIONS, kind="action"),
+        "on_failure": sec.getlist("on_failure", ("pause", "notify"), ACTIONS, kind="action"),
+    }
+    failure_gcode = sec.get("failure_gcode", "", multiline=True).strip()
+    heaters_off_delay = sec.getfloat("heaters_off_delay", 0.0, minval=0.0)
+    for option, actions in lists.items():
+        if "pause" in actions and "cancel" in actions:
+            sec.error(option, "'pause' and 'cancel' cannot be used together")
+    if sec.ok("failure_gcode") and not failure_gcode:
+        users = [option for option, actions in lists.items() if "gcode" in actions]
+        if users:
+            sec.error(
+                "failure_gcode",
+                f"required because {' and '.join(users)} include{'s' if len(users) == 1 else ''}"
+                " 'gcode'",
+            )
+    return ActionsConfig(
+        on_warning=lists["on_warning"],
+        on_failure=lists["on_failure"],
+        failure_gcode=failure_gcode,
+        heaters_off_delay=heaters_off_delay,
+    )
+
+
+def _build_state(sec: Section, ctx: _Context) -> StateConfig:
+    path = sec.get("path", "~/printer_data/failwatch/state.json").strip()
+    if not path and sec.ok("path"):
+        sec.error("path", "must not be empty")
+    return StateConfig(path=ctx.file_path(path))
+
+
+def _build_logging(sec: Section, ctx: _Context) -> LoggingConfig:
+    path = sec.get("path", "~/printer_data/logs/failwatch.log").strip()
+    level = sec.getchoice("level", LOG_LEVELS, "INFO")
+    max_size = sec.getfloat("max_size", 5.0, minval=0.1, maxval=1000.0)
+    backups = sec.getint("backups", 3, minval=0, maxval=100)
+    return LoggingConfig(
+        path=ctx.file_path(path), level=level, max_size=round(max_size * _MIB), backups=backups
+    )
+
+
+_BUILDERS: Final[Mapping[str, Callable[[Section, _Context], object]]] = {
+    "moonraker": _build_moonraker,
+    "camera": _build_camera,
+    "predictor": _build_predictor,
+    "detection": _build_detection,
+    "actions": _build_actions,
+    "state": _build_state,
+    "logging": _build_logging,
+}
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def _new_parser() -> configparser.ConfigParser:
+    return configparser.ConfigParser(
+        delimiters=(":", "="),
+        comment_prefixes=("#", ";"),
+        inline_comment_prefixes=("#", ";"),  # configparser requires whitespace before them
+        strict=True,
+        interpolation=None,
+        default_section=_NO_DEFAULT_SECTION,
+    )
+
+
+def _read(text: str, problems: _Problems) -> dict[str, dict[str, str]] | None:
+    """Tokenise ``text``; None (with problems recorded) if it is not valid INI.
+
+    configparser stops at the first duplicate or missing header, so those are
+    reported alone.  Offending lines are named by number only: they may hold a
+    secret.
+    """
+    parser = _new_parser()
+    try:
+        parser.read_string(text.replace("\\#", _ESCAPED_HASH), source=problems.path)
+    except configparser.DuplicateSectionError as exc:
+        problems.file(
+            f"line {exc.lineno}: [{exc.section}]: duplicate section; "
+            "each section may appear only once"
+        )
+        return None
+    except configparser.DuplicateOptionError as exc:
+        problems.file(
+            f"line {exc.lineno}: [{exc.section}] {exc.option}: duplicate option; "
+            "each option may appear only once per section"
+        )
+        return None
+    except configparser.MissingSectionHeaderError as exc:
+        problems.file(
+            f"line {exc.lineno}: option outside any section; put it below a [section] header"
+        )
+        return None
+    except configparser.ParsingError as exc:
+        for lineno, _line in exc.errors:
+            problems.file(
+                f"line {lineno}: cannot parse this line; expected '[section]', "
+                "'option: value', a comment, or an indented continuation of a value"
+            )
+        return None
+    except configparser.Error as exc:  # pragma: no cover - defensive
+        problems.file(f"cannot parse the file ({type(exc).__name__})")
+        return None
+    return {
+        name: {
+            option: value.replace(_ESCAPED_HASH, "#")
+            for option, value in parser.items(name, raw=True)
+        }
+        for name in parser.sections()
+    }
+
+
+def _hint(word: str, candidates: Sequence[str], aliases: Mapping[str, str]) -> str | None:
+    lowered = word.lower()
+    if lowered in aliases:
+        return aliases[lowered]
+    if lowered in candidates and lowered != word:
+        return lowered
+    matches = difflib.get_close_matches(lowered, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _check_unknown(
+    data: Mapping[str, Mapping[str, str]],
+    sections: Mapping[str, Section],
+    problems: _Problems,
+) -> None:
+    known_sections = list(sections)
+    for name, options in data.items():
+        sec = sections.get(name)
+        if sec is None:
+            guess = _hint(name, known_sections, _SECTION_ALIASES)
+            if guess is not None:
+                problems.section(name, f"unknown section; did you mean '[{guess}]'?")
+            else:
+                listed = ", ".join(f"[{s}]" for s in known_sections)
+                problems.section(name, f"unknown section; known sections: {listed}")
+            continue
+        for option in options:
+            if option in sec.known:
+                continue
+            guess = _hint(option, sec.known, _OPTION_ALIASES.get(name, {}))
+            if guess is not None:
+                message = f"unknown option; did you mean '{guess}'?"
+            else:
+                home = [s for s, other in sections.items() if option in other.known]
+                if home:
+                    message = f"unknown option; it belongs in [{home[0]}]"
+                else:
+                    message = f"unknown option; options of [{name}]: {', '.join(sec.known)}"
+            problems.option(name, option, message)
+
+
+def _scrub(messages: list[str], data: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Last line of defence: blank out any secret value that found its way into a message."""
+    secrets = [
+        value.strip()
+        for section, options in _SECRET_OPTIONS.items()
+        for option in options
+        if len(value := data.get(section, {}).get(option, "").strip()) >= _MIN_SCRUB_LEN
+    ]
+    for secret in secrets:
+        messages = [m.replace(secret, "***") for m in messages]
+    return messages
+
+
+def _build(
+    data: Mapping[str, Mapping[str, str]], path: str, problems: _Problems
+) -> tuple[Config, dict[str, Section]]:
+    ctx = _Context(path)
+    sections = {
+        name: Section(name, data.get(name), problems, _SECRET_OPTIONS.get(name, ()))
+        for name in _BUILDERS
+    }
+    built = {name: builder(sections[name], ctx) for name, builder in _BUILDERS.items()}
+    config = Config(path=path, **built)  # type: ignore[arg-type]
+    _check_unknown(data, sections, problems)
+    return config, sections
+
+
+def parse_config(text: str, path: str = "<string>") -> Config:
+    """Build a :class:`Config` from the text of a config file.
+
+    ``path`` is used in messages and to resolve relative file paths (unless it is a
+    placeholder such as ``"<string>"``).  Raises :class:`ConfigError` listing every
+    problem.
+    """
+    problems = _Problems(path)
+    data = _read(text, problems)
+    if data is None:
+        raise ConfigError(problems.messages)
+    config, _sections = _build(data, path, problems)
+    if problems.messages:
+        raise ConfigError(_scrub(problems.messages, data))
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the config file at ``path`` (``~`` is expanded)."""
+    full = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    try:
+        with open(full, encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{full}: config file not found; create it (see config/failwatch.cfg.example; "
+            "at least [predictor] serial_no and access_token are needed) "
+            "or pass the right path with -c"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{full}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{full}: cannot read the config file (permission denied); "
+            "make it readable by the user failwatch runs as"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{full}: not a UTF-8 text file (bad byte at offset {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{full}: cannot read the config file ({exc.strerror})") from None
+    return parse_config(text, full)
+
+
+def known_options() -> dict[str, tuple[str, ...]]:
+    """Every section and option the loader reads, in reading order.
+
+    Derived by building a config from an empty file and recording the getter calls.
+    """
+    problems = _Problems("<known-options>")
+    _config, sections = _build({}, "<known-options>", problems)
+    return {name: tuple(sec.known) for name, sec in sections.items()}
