@@ -89,6 +89,19 @@ def merge_status(status: dict[str, dict[str, Any]], diff: dict[str, Any]) -> Non
             status.setdefault(name, {}).update(fields)
 
 
+async def cancel_and_wait(tasks: list[asyncio.Task[Any] | None], timeout: float = 1.0) -> None:
+    """Cancel tasks and wait for them; cancel again any that swallowed it."""
+    pending = {t for t in tasks if t is not None and not t.done()}
+    for _ in range(3):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=timeout)
+    for task in pending:
+        log.error("shutdown: task %s did not stop", task.get_name())
+
+
 class FaultTracker:
     """One kind of fault (camera, predictor): backoff and not-too-chatty logs."""
 
@@ -173,12 +186,10 @@ class Daemon:
             try:
                 await self._stop.wait()
             finally:
-                for task in (client_task, watch_task, *self._tasks,
-                             self._klippy_poller, self._resolver):
-                    if task is not None:
-                        task.cancel()
-                await asyncio.gather(client_task, watch_task, *self._tasks,
-                                     return_exceptions=True)
+                # Stop watching and acting first, then drop Moonraker.
+                await cancel_and_wait([watch_task, *self._tasks, self._klippy_poller,
+                                       self._resolver])
+                await cancel_and_wait([client_task])
                 await self.client.close()
                 await self.predictor.close()
                 await self.save(force=True)
@@ -233,6 +244,8 @@ class Daemon:
                 info = await self.client.call("server.info")
             except MoonrakerError:
                 continue
+            if self.klippy_ready:
+                return  # notify_klippy_ready got there first
             if isinstance(info, dict) and info.get("klippy_state") == "ready":
                 try:
                     await self._subscribe()
@@ -328,9 +341,13 @@ class Daemon:
             jobs = result.get("jobs") if isinstance(result, dict) else None
             if jobs and isinstance(jobs[0], dict):
                 job = jobs[0]
-                if job.get("status") == "in_progress" and (
-                    not filename or job.get("filename") == filename
-                ):
+                same_file = not filename or job.get("filename") == filename
+                status = job.get("status")
+                # Moonraker marks the running job "interrupted" when it restarts
+                # mid-print; the print goes on, and so does our print.
+                resumed = status in ("interrupted", "server_exit") and \
+                    str(job.get("job_id")) == self.session.print_id
+                if same_file and (status == "in_progress" or resumed):
                     job_id = str(job.get("job_id"))
                     break
             await asyncio.sleep(0.3)

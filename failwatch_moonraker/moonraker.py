@@ -71,6 +71,11 @@ def auth_advice(exc: MoonrakerError, have_key: bool) -> str:
     )
 
 
+def _expire(future: asyncio.Future[Any], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
 class MoonrakerClient:
     def __init__(
         self,
@@ -126,9 +131,15 @@ class MoonrakerClient:
             except ConnectionClosed:
                 raise NotConnected(method) from None
             self.requests_sent += 1
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise MoonrakerError(504, f"no answer within {timeout:g} s", method) from None
+            # A timer rather than asyncio.wait_for: on Python < 3.12 wait_for can swallow
+            # a cancellation that races with the reply, and shutdown must never hang.
+            timer = asyncio.get_running_loop().call_later(
+                timeout, _expire, future, MoonrakerError(504, f"no answer within {timeout:g} s",
+                                                         method))
+            try:
+                return await future
+            finally:
+                timer.cancel()
         finally:
             self._pending.pop(req_id, None)
 
