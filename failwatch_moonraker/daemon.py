@@ -506,7 +506,7 @@ class Daemon:
             now_actions, later = split_delayed(cfg.on_failure, cfg.heaters_off_delay)
             done = describe(now_actions, cfg.heaters_off_delay, later) or "no action configured"
             message = f"Print failure detected ({stats.summary()}): {done}."
-            log.warning("FAILURE: %s", message)
+            log.warning("%s", message)
             results = await self.actions.run(now_actions, message, error=True,
                                              available_heaters=heaters)
             if later:
@@ -517,7 +517,7 @@ class Daemon:
             would_pause = "pause" in cfg.on_failure and not self.session.failure_fired
             tail = "; failwatch pauses the print if it gets worse" if would_pause else ""
             message = f"Possible print failure ({stats.summary()}){tail}."
-            log.warning("WARNING: %s", message)
+            log.warning("%s", message)
             results = await self.actions.run(now_actions, message, available_heaters=heaters)
         for result in results:
             if not result.ok and result.action != "notify":
