@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 log = logging.getLogger(__name__)
+rpc_log = logging.getLogger("failwatch.rpc")  # one DEBUG line per call, never the params
 
 RECONNECT_CAP = 10.0
 AUTH_RETRY = 60.0
@@ -131,6 +132,7 @@ class MoonrakerClient:
             except ConnectionClosed:
                 raise NotConnected(method) from None
             self.requests_sent += 1
+            rpc_log.debug("%s", method)
             # A timer rather than asyncio.wait_for: on Python < 3.12 wait_for can swallow
             # a cancellation that races with the reply, and shutdown must never hang.
             timer = asyncio.get_running_loop().call_later(

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,22 +138,33 @@ class SimPrinter:
             raise
 
     async def stop(self) -> None:
-        """Stop everything that was started, in reverse order; never raises for one part."""
-        steps = []
+        """Stop everything that was started, in reverse order.
+
+        A failing or cancelled step never skips the later ones (a cancelled test must
+        not leave Moonraker running); a cancellation is re-raised at the end.
+        """
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self.moonraker is not None:
-            steps.append(("moonraker", self.moonraker.stop()))
+            steps.append(("moonraker", self.moonraker.stop))
         steps += [
-            ("klippy", self.klippy.stop()),
-            ("camera", self.camera.stop()),
-            ("predictor", self.predictor.stop()),
+            ("klippy", self.klippy.stop),
+            ("camera", self.camera.stop),
+            ("predictor", self.predictor.stop),
         ]
-        for name, coro in steps:
-            try:
-                await asyncio.wait_for(coro, 25.0)
-            except Exception:  # noqa: BLE001 - keep stopping the rest
-                log.exception("SimPrinter: stopping %s failed", name)
-        if self._own_dir and not self.keep_data:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            for name, stop in steps:
+                try:
+                    await asyncio.wait_for(stop(), 25.0)
+                except asyncio.CancelledError as err:
+                    cancelled = err
+                except Exception:  # noqa: BLE001 - keep stopping the rest
+                    log.exception("SimPrinter: stopping %s failed", name)
+        finally:
+            if self._own_dir and not self.keep_data:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+        if cancelled is not None:
+            raise cancelled
 
     async def __aenter__(self) -> SimPrinter:
         await self.start()

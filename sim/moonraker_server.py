@@ -10,6 +10,7 @@ goes to files in the data dir, never to the test's terminal.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -26,6 +27,28 @@ __all__ = ["MoonrakerError", "MoonrakerServer", "free_port", "moonraker_python"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 10.0
 UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
+
+
+# Moonraker runs in its own session (a Ctrl-C in the terminal must not reach it), so
+# if the test process exits without stop() - e.g. an unhandled KeyboardInterrupt -
+# these are killed at interpreter exit instead of being left behind.
+_LIVE_PIDS: set[int] = set()
+_ATEXIT_REGISTERED = False
+
+
+def _kill_leftovers() -> None:
+    for pid in list(_LIVE_PIDS):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    _LIVE_PIDS.clear()
+
+
+def _track(pid: int) -> None:
+    global _ATEXIT_REGISTERED
+    if not _ATEXIT_REGISTERED:
+        atexit.register(_kill_leftovers)
+        _ATEXIT_REGISTERED = True
+    _LIVE_PIDS.add(pid)
 
 
 class MoonrakerError(Exception):
@@ -212,6 +235,7 @@ class MoonrakerServer:
             stdin=asyncio.subprocess.DEVNULL, stdout=self._output, stderr=asyncio.subprocess.STDOUT,
             env=env, start_new_session=True,
         )
+        _track(self._proc.pid)
         try:
             await asyncio.wait_for(self._wait_http_up(), timeout)
             if self.require_api_key:
@@ -292,23 +316,31 @@ class MoonrakerServer:
     async def stop(self) -> None:
         """SIGTERM, wait up to 10 s, then SIGKILL; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-            except asyncio.TimeoutError:
+        try:
+            if proc is not None and proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-        elif proc is not None:
-            await proc.wait()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._output is not None:
-            self._output.close()
-            self._output = None
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+                except asyncio.TimeoutError:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()  # no time left for a clean exit; never leave it behind
+                    raise
+            elif proc is not None:
+                await proc.wait()
+        finally:
+            if proc is not None:
+                _LIVE_PIDS.discard(proc.pid)
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+            if self._output is not None:
+                self._output.close()
+                self._output = None
 
     async def restart(self) -> None:
         """Stop and start again on the same port with the same data (database kept)."""

@@ -1,0 +1,1 @@
+"""Performance figures for failwatch-moonraker (``make bench``); printed, never asserted."""
