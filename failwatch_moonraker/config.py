@@ -72,6 +72,7 @@ _MIB = 1024 * 1024
 _SECRET_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
     "moonraker": frozenset({"api_key"}),
     "predictor": frozenset({"access_token"}),
+    "notify": frozenset({"webhook_urls", "apprise_urls"}),
 }
 
 #: Names other tools use for our sections/options, for "did you mean" hints.
@@ -198,6 +199,24 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotsConfig:
+    enabled: bool
+    path: str
+    max_count: int
+    max_size: int  # bytes
+    public_url: str  # "" = links relative to the Mainsail/Fluidd host
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook_urls: tuple[str, ...] = dataclasses.field(repr=False)
+    apprise_urls: tuple[str, ...] = dataclasses.field(repr=False)
+    timeout: float
+    include_image: bool
+    printer_name: str
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     moonraker: MoonrakerConfig
@@ -207,10 +226,18 @@ class Config:
     actions: ActionsConfig
     state: StateConfig
     logging: LoggingConfig
+    snapshots: SnapshotsConfig
+    notify: NotifyConfig
 
     def secrets(self) -> tuple[str, ...]:
-        """The non-empty secret values (``api_key``, ``access_token``), for log redaction."""
-        return tuple(s for s in (self.moonraker.api_key, self.predictor.access_token) if s)
+        """The non-empty secret values, for log redaction.
+
+        ``api_key``, ``access_token`` and the notification URLs (webhook and
+        Apprise URLs usually carry a token).
+        """
+        values = (self.moonraker.api_key, self.predictor.access_token,
+                  *self.notify.webhook_urls, *self.notify.apprise_urls)
+        return tuple(s for s in values if s)
 
 
 # ---------------------------------------------------------------------------
@@ -708,6 +735,41 @@ def _build_logging(sec: Section, ctx: _Context) -> LoggingConfig:
     )
 
 
+def _build_snapshots(sec: Section, ctx: _Context) -> SnapshotsConfig:
+    enabled = sec.getboolean("enabled", True)
+    path = sec.get("path", "~/printer_data/logs/failwatch_snapshots").strip()
+    if not path and sec.ok("path"):
+        sec.error("path", "must not be empty")
+    max_count = sec.getint("max_count", 100, minval=1, maxval=100_000)
+    max_size = sec.getfloat("max_size", 200.0, minval=1.0, maxval=100_000.0)
+    public_url = sec.get("public_url", "").strip().rstrip("/")
+    if public_url:
+        public_url = _http_url(sec, "public_url", public_url)
+    return SnapshotsConfig(enabled=bool(enabled), path=ctx.file_path(path), max_count=max_count,
+                           max_size=round(max_size * _MIB), public_url=public_url)
+
+
+def _build_notify(sec: Section, ctx: _Context) -> NotifyConfig:
+    webhooks = tuple(sec.getlist("webhook_urls", ()))
+    for url in webhooks:
+        if not url.lower().startswith(("http://", "https://")) and sec.ok("webhook_urls"):
+            sec.error("webhook_urls", "each URL must start with http:// or https:// "
+                      "(value not shown: webhook URLs often hold a token)")
+            break
+    apprise_urls = tuple(sec.getlist("apprise_urls", ()))
+    timeout = sec.getfloat("timeout", 10.0, minval=1.0, maxval=120.0)
+    include_image = sec.getboolean("include_image", True)
+    printer_name = sec.get("printer_name", "").strip() or _hostname()
+    return NotifyConfig(webhook_urls=webhooks, apprise_urls=apprise_urls, timeout=timeout,
+                        include_image=bool(include_image), printer_name=printer_name)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname() or "printer"
+
+
 _BUILDERS: Final[Mapping[str, Callable[[Section, _Context], object]]] = {
     "moonraker": _build_moonraker,
     "camera": _build_camera,
@@ -716,6 +778,8 @@ _BUILDERS: Final[Mapping[str, Callable[[Section, _Context], object]]] = {
     "actions": _build_actions,
     "state": _build_state,
     "logging": _build_logging,
+    "snapshots": _build_snapshots,
+    "notify": _build_notify,
 }
 
 

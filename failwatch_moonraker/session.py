@@ -61,6 +61,7 @@ class WatchSession:
         self.resumed_at: float | None = None
         self.level = Level.OK
         self.resume_count = 0
+        self.ignored = False  # the user asked not to watch this print
         self._parked = False
 
     # -- print life cycle -------------------------------------------------
@@ -79,6 +80,7 @@ class WatchSession:
         self.last_warning_at = None
         self.resumed_at = None
         self.level = Level.OK
+        self.ignored = False
         return True
 
     def end_print(self) -> None:
@@ -91,6 +93,14 @@ class WatchSession:
         self.last_warning_at = None
         self.resumed_at = None
         self.level = Level.OK
+        self.ignored = False
+
+    def ignore_print(self) -> bool:
+        """Stop watching the current print until it ends; False if there is none."""
+        if self.print_id is None or self.print_state not in ACTIVE_STATES:
+            return False
+        self.ignored = True
+        return True
 
     def on_print_state(self, state: str, now: float, *, parked: bool = False) -> str | None:
         """Follow ``print_stats.state``; returns ``"resumed"`` or ``"ended"`` on those edges.
@@ -118,7 +128,7 @@ class WatchSession:
 
     @property
     def watching(self) -> bool:
-        return self.print_state == "printing" and self.print_id is not None
+        return self.print_state == "printing" and self.print_id is not None and not self.ignored
 
     # -- frames -------------------------------------------------------------
 
@@ -162,6 +172,7 @@ class WatchSession:
             "failure_fired": self.failure_fired,
             "last_warning_at": self.last_warning_at,
             "resumed_at": self.resumed_at,
+            "ignored": self.ignored,
         }
 
     @classmethod
@@ -172,6 +183,7 @@ class WatchSession:
         print_id = data.get("print_id")
         session.print_id = print_id if isinstance(print_id, str) else None
         session.failure_fired = data.get("failure_fired") is True
+        session.ignored = data.get("ignored") is True
         for name in ("last_warning_at", "resumed_at"):
             value = data.get(name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import traceback
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from failwatch_moonraker.config import (
     DetectionConfig,
     LoggingConfig,
     MoonrakerConfig,
+    NotifyConfig,
     PredictorConfig,
+    SnapshotsConfig,
     StateConfig,
     known_options,
     load_config,
@@ -128,6 +131,20 @@ def test_minimal_file_gives_all_defaults() -> None:
             level="INFO",
             max_size=5 * MIB,
             backups=3,
+        ),
+        snapshots=SnapshotsConfig(
+            enabled=True,
+            path=f"{home}/printer_data/logs/failwatch_snapshots",
+            max_count=100,
+            max_size=200 * MIB,
+            public_url="",
+        ),
+        notify=NotifyConfig(
+            webhook_urls=(),
+            apprise_urls=(),
+            timeout=10.0,
+            include_image=True,
+            printer_name=socket.gethostname(),
         ),
     )
     assert isinstance(cfg.detection.interval, float)
@@ -601,7 +618,7 @@ def test_known_options_come_from_the_getters(monkeypatch: pytest.MonkeyPatch) ->
         (
             "[DEFAULT]\ntimeout: 5",
             "[DEFAULT]: unknown section; known sections: [moonraker], [camera], [predictor], "
-            "[detection], [actions], [state], [logging]",
+            "[detection], [actions], [state], [logging], [snapshots], [notify]",
         ),
     ],
 )
@@ -690,7 +707,7 @@ level: chatty
             f"{P}: [logging] level: must be one of: DEBUG, INFO, WARNING, ERROR; got 'chatty'",
             f"{P}: [camera] snapshoturl: unknown option; did you mean 'snapshot_url'?",
             f"{P}: [extra]: unknown section; known sections: [moonraker], [camera], "
-            "[predictor], [detection], [actions], [state], [logging]",
+            "[predictor], [detection], [actions], [state], [logging], [snapshots], [notify]",
         ]
     )
 

@@ -140,3 +140,21 @@ def test_level_change_is_reported() -> None:
     assert a is not None and b is not None and not a.changed and not b.changed
     c = s.on_frame(BAD, 3.0)
     assert c is not None and c.changed
+
+
+def test_ignore_print_stops_watching_until_the_print_ends() -> None:
+    s = printing("000001")
+    assert s.ignore_print()
+    assert s.on_frame(BAD, 1.0) is None
+    again = WatchSession.from_dict(FAST, s.to_dict())  # survives a restart
+    again.on_print_state("printing", 2.0)
+    again.begin_print("000001")
+    assert again.on_frame(BAD, 3.0) is None
+    again.on_print_state("complete", 4.0)
+    again.on_print_state("printing", 5.0)
+    assert again.begin_print("000002")
+    assert again.on_frame(0.0, 6.0) is not None  # next print is watched
+
+
+def test_ignore_print_without_a_print_is_refused() -> None:
+    assert not WatchSession(FAST).ignore_print()

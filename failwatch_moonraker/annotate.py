@@ -1,0 +1,109 @@
+"""Annotated snapshots: the frame that warned or paused, with the boxes drawn.
+
+Saved where Moonraker serves files (under ``printer_data/logs`` by default) so
+the console line can link it and Mainsail/Fluidd can open it. Retention keeps
+the folder bounded by count and by size, oldest first. Pillow is imported only
+here, and all of it runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from failwatch_moonraker.predictors.base import Detection
+
+log = logging.getLogger(__name__)
+
+VISUALIZATION_THRESHOLD = 0.2  # Obico draws boxes above this confidence
+BOX_COLOUR = (0, 255, 0)
+BOX_WIDTH = 3
+SUFFIX = ".jpg"
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def draw(jpeg: bytes, detections: Sequence[Detection], caption: str,
+         threshold: float = VISUALIZATION_THRESHOLD) -> bytes:
+    """The frame with a green box per detection above ``threshold`` and a caption."""
+    from PIL import Image, ImageDraw
+
+    with Image.open(io.BytesIO(jpeg)) as img:
+        out = img.convert("RGB")
+    pen = ImageDraw.Draw(out)
+    for conf, (xc, yc, w, h) in detections:
+        if conf <= threshold:
+            continue
+        box = (xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2)
+        pen.rectangle(box, outline=BOX_COLOUR, width=BOX_WIDTH)
+        pen.text((box[0] + 4, max(0.0, box[1] - 12)), f"{conf:.2f}", fill=BOX_COLOUR)
+    text_box = pen.textbbox((8, 8), caption)
+    pen.rectangle((4, 4, text_box[2] + 4, text_box[3] + 4), fill=(0, 0, 0))
+    pen.text((8, 8), caption, fill=(255, 255, 255))
+    buf = io.BytesIO()
+    out.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+@dataclass
+class SavedSnapshot:
+    path: Path
+    link: str  # what the console shows: a URL Moonraker serves, or the file path
+
+
+class SnapshotStore:
+    def __init__(self, folder: str, max_count: int, max_size: int, public_url: str = "") -> None:
+        self.folder = Path(folder).expanduser()
+        self.max_count = max_count
+        self.max_size = max_size
+        self.public_url = public_url.rstrip("/")
+        self._failed = False
+
+    def link_for(self, path: Path) -> str:
+        """Moonraker serves ``<data>/logs`` as the ``logs`` root: /server/files/logs/..."""
+        parts = path.parts
+        if "logs" in parts:
+            index = len(parts) - 1 - parts[::-1].index("logs")
+            rel = "/".join(parts[index + 1:])
+            url = f"/server/files/logs/{rel}"
+            return f"{self.public_url}{url}" if self.public_url else url
+        return str(path)
+
+    def save(self, jpeg: bytes, detections: Sequence[Detection], caption: str,
+             name: str) -> SavedSnapshot | None:
+        """Draw, write and prune; blocking, so run it in a thread. None when it failed."""
+        try:
+            data = draw(jpeg, detections, caption)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = self.folder / f"{stamp}-{_SAFE.sub('_', name)}{SUFFIX}"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            self.prune()
+        except Exception as exc:  # a full disk must not stop the pause
+            if not self._failed:
+                log.error("snapshots: cannot save an annotated snapshot in %s: %s",
+                          self.folder, exc)
+            self._failed = True
+            return None
+        self._failed = False
+        return SavedSnapshot(path, self.link_for(path))
+
+    def prune(self) -> list[Path]:
+        """Delete the oldest snapshots beyond the count and size caps."""
+        files = sorted(self.folder.glob(f"*{SUFFIX}"), key=lambda p: (p.stat().st_mtime, p.name))
+        sizes = {p: p.stat().st_size for p in files}
+        total = sum(sizes.values())
+        removed: list[Path] = []
+        while files and (len(files) > self.max_count or total > self.max_size):
+            oldest = files.pop(0)
+            total -= sizes[oldest]
+            oldest.unlink(missing_ok=True)
+            removed.append(oldest)
+        return removed
