@@ -5,7 +5,12 @@
     emulated Klippy through the real Moonraker, next to Moonraker's own trip
     for a no-op script measured in the same run;
 (c) RSS after start-up and after 10,000 frames, and the growth;
-(d) Moonraker requests per minute while a print is watched.
+(d) Moonraker requests per minute while a print is watched;
+(e) ``tune``'s vectorised search against the plain loop, frame decisions per second;
+(f) farm mode: 50 printers at 1 frame/s in one daemon process, its CPU share, RSS
+    and the lateness of frames against their schedule.
+
+``--only ae`` runs just those sections.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.farm import measure_farm
 from bench.latency import measure_latency
+from bench.tune import measure_tune
 from bench.watching import measure_watching
 
 TARGETS = {
@@ -28,7 +35,10 @@ TARGETS = {
     "b": "<= 20 ms p99",
     "c": "<= 40 MB, growth < 1 MB",
     "d": "<= 2 beyond the actions",
+    "e": ">= 20x the plain loop, >= 10 M frame decisions/s",
+    "f": "<= 25 % of one core, <= 120 MB, p99 lateness <= 200 ms",
 }
+SECTIONS = "abcdef"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -64,10 +74,53 @@ async def measure_frames(frames: int) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> None:
     print("failwatch-moonraker benchmark (figures, not pass/fail)\n", flush=True)
-    frames = await measure_frames(args.frames)
-    print(f"(a) CPU per frame ({frames['jpeg_kb']:.0f} KB 1280x720 JPEG passed through, "
-          f"{frames['frames']} frames): {frames['cpu_ms_per_frame']:.2f} ms "
-          f"[target {TARGETS['a']}]", flush=True)
+    only = set(args.only)
+    if only & set("abcd"):
+        await _daemon_sections(args, only)
+    if "e" in only:
+        print_tune(measure_tune(plain_sets=args.tune_plain_sets))
+    if "f" in only:
+        await _farm_section(args)
+
+
+async def _farm_section(args: argparse.Namespace) -> None:
+    f = await measure_farm(args.farm_printers, args.farm_seconds, args.farm_latency)
+    late = f["lateness_ms"]
+    print(f"(f) farm: {f['printers']} printers at 1 frame/s each for {f['seconds']:.0f} s in one "
+          f"daemon process: CPU {f['cpu_percent']:.1f} % of one core, RSS {f['rss_mb']:.1f} MB "
+          f"(peak), frame lateness against schedule median {statistics.median(late):.1f} ms, "
+          f"p99 {pct(late, 99):.1f} ms, max {max(late):.1f} ms [target {TARGETS['f']}]\n"
+          f"    {f['frames']} frames ({f['min_frames']}-{f['max_frames']} per printer), all "
+          f"printers watching {f['startup_s']:.1f} s after start, {f['restarts']} restarts; "
+          f"fakes in a separate process: a minimal websocket Moonraker per printer (identify, "
+          f"subscribe, history, status every 250 ms; not the real Moonraker), a 1280x720 "
+          f"snapshot each, one Obico-style predictor answering after "
+          f"{args.farm_latency * 1000:.0f} ms", flush=True)
+
+
+async def _daemon_sections(args: argparse.Namespace, only: set[str]) -> None:
+    frames = await measure_frames(args.frames) if only & set("ac") else {}
+    if "a" in only:
+        print(f"(a) CPU per frame ({frames['jpeg_kb']:.0f} KB 1280x720 JPEG passed through, "
+              f"{frames['frames']} frames): {frames['cpu_ms_per_frame']:.2f} ms "
+              f"[target {TARGETS['a']}]", flush=True)
+    if "b" in only:
+        await _latency_section(args)
+    watch = await measure_watching(args.watch_seconds) if only & set("cd") else {}
+    if "c" in only:
+        print(f"(c) RSS: daemon process after start-up {watch['rss_startup_mb']:.1f} MB (real "
+              f"process, connected, watching); frame driver {frames['rss_start_mb']:.1f} MB "
+              f"before and {frames['rss_end_mb']:.1f} MB after {frames['frames']} frames, "
+              f"growth {frames['rss_growth_mb']:+.2f} MB [target {TARGETS['c']}]", flush=True)
+    if "d" in only:
+        print(f"(d) Moonraker requests while watching a print at 1 frame/s for "
+              f"{watch['seconds']:.0f} s: {watch['requests_per_minute']:.1f} per minute "
+              f"({watch['requests']} requests, of which {watch['start_requests']} at print "
+              f"start; no actions ran) [target {TARGETS['d']}]; daemon CPU share "
+              f"{watch['cpu_percent']:.2f} % of one core", flush=True)
+
+
+async def _latency_section(args: argparse.Namespace) -> None:
     lat = await measure_latency(args.trials)
     fail = lat["failure_to_pause_ms"]
     noop = lat["noop_one_way_ms"]
@@ -77,16 +130,19 @@ async def run(args: argparse.Namespace) -> None:
           f"{TARGETS['b']}]\n    Moonraker no-op script (G4 P0) in the same run: call -> Klippy "
           f"median {statistics.median(noop):.2f} ms, p99 {pct(noop, 99):.2f} ms; full round "
           f"trip median {statistics.median(rtt):.2f} ms, p99 {pct(rtt, 99):.2f} ms", flush=True)
-    watch = await measure_watching(args.watch_seconds)
-    print(f"(c) RSS: daemon process after start-up {watch['rss_startup_mb']:.1f} MB (real "
-          f"process, connected, watching); frame driver {frames['rss_start_mb']:.1f} MB before "
-          f"and {frames['rss_end_mb']:.1f} MB after {frames['frames']} frames, growth "
-          f"{frames['rss_growth_mb']:+.2f} MB [target {TARGETS['c']}]", flush=True)
-    print(f"(d) Moonraker requests while watching a print at 1 frame/s for "
-          f"{watch['seconds']:.0f} s: {watch['requests_per_minute']:.1f} per minute "
-          f"({watch['requests']} requests, of which {watch['start_requests']} at print start; "
-          f"no actions ran) [target {TARGETS['d']}]; daemon CPU share "
-          f"{watch['cpu_percent']:.2f} % of one core", flush=True)
+
+
+def print_tune(t: dict[str, Any]) -> None:
+    print(f"(e) tune: {t['sets']:,} settings x {t['prints']} prints x {t['frames']:,} frames = "
+          f"{t['evaluations'] / 1e6:.0f} M frame decisions in {t['vector_s']:.2f} s "
+          f"(prints to arrays {t['prepare_s']:.2f} s of it): "
+          f"{t['vector_rate'] / 1e6:.1f} M decisions/s, {t['speedup']:.0f}x the plain loop "
+          f"[target {TARGETS['e']}]\n    plain loop (the daemon's WatchSession frame by frame, "
+          f"stopping at the first pause) timed on {t['plain_sets']} of the {t['sets']:,} "
+          f"settings, {t['plain_s']:.2f} s, scaled x{t['sets'] / t['plain_sets']:.0f}: "
+          f"{t['plain_scaled_s']:.0f} s for the same search, {t['plain_rate'] / 1e6:.2f} M "
+          f"decisions/s ({t['plain_frames_run']:,} frames actually run); first pauses identical "
+          f"on those settings: {'yes' if t['identical'] else 'NO'}", flush=True)
 
 
 def main() -> None:
@@ -94,6 +150,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--watch-seconds", type=float, default=30.0)
+    parser.add_argument("--only", default=SECTIONS, metavar="SECTIONS",
+                        help="run only these sections, e.g. --only e (default: abcdef)")
+    parser.add_argument("--tune-plain-sets", type=int, default=10,
+                        help="settings the plain loop of (e) is timed on")
+    parser.add_argument("--farm-printers", type=int, default=50)
+    parser.add_argument("--farm-seconds", type=float, default=30.0,
+                        help="measured window of (f), after start-up")
+    parser.add_argument("--farm-latency", type=float, default=0.05,
+                        help="the fake predictor's answer time in (f), seconds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     started = time.monotonic()

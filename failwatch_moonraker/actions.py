@@ -39,6 +39,35 @@ def respond_script(text: str, error: bool = False) -> str:
     return f'RESPOND PREFIX="{prefix}" MSG="{console_text(text)}"'
 
 
+def prompt_script(lines: Sequence[str]) -> str:
+    """Mainsail/Fluidd/KlipperScreen ``action:prompt`` lines, one RESPOND each."""
+    return "\n".join(f'RESPOND TYPE=command MSG="action:{console_text(line)}"' for line in lines)
+
+
+def failure_dialog(reason: str, link: str = "", with_macros: bool = True) -> str:
+    """The dialog shown on an automatic pause; its buttons run failwatch's macros.
+
+    Without failwatch_macros.cfg included, the buttons fall back to Klipper's
+    own RESUME and CANCEL_PRINT and the "ignore" button is left out.
+    """
+    lines = ["prompt_begin failwatch paused the print", f"prompt_text {reason}"]
+    if link:
+        lines.append(f"prompt_text Snapshot: {link}")
+    if with_macros:
+        lines += [
+            "prompt_footer_button Resume|_FAILWATCH_RESUME|primary",
+            "prompt_footer_button Cancel print|_FAILWATCH_CANCEL|error",
+            "prompt_footer_button Resume, ignore this print|_FAILWATCH_RESUME_IGNORE|warning",
+        ]
+    else:
+        lines += [
+            "prompt_footer_button Resume|RESUME|primary",
+            "prompt_footer_button Cancel print|CANCEL_PRINT|error",
+        ]
+    lines.append("prompt_show")
+    return prompt_script(lines)
+
+
 def heater_script(action: str, available_heaters: Sequence[str] | None) -> str:
     """G-code that brings the named heaters' targets to 0."""
     if action == "heaters_off":
@@ -144,8 +173,10 @@ __all__ = [
     "ActionRunner",
     "console_text",
     "describe",
+    "failure_dialog",
     "heater_script",
     "ordered",
+    "prompt_script",
     "respond_script",
     "split_delayed",
 ]

@@ -80,7 +80,8 @@ class SnapshotStore:
         try:
             data = draw(jpeg, detections, caption)
             self.folder.mkdir(parents=True, exist_ok=True)
-            stamp = time.strftime("%Y%m%d-%H%M%S")
+            now = time.time()
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.3f}"[1:]
             path = self.folder / f"{stamp}-{_SAFE.sub('_', name)}{SUFFIX}"
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)

@@ -22,7 +22,12 @@ from failwatch_moonraker.camera import (
 from failwatch_moonraker.config import Config
 from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.moonraker import AuthFailed, MoonrakerError
-from failwatch_moonraker.predictors import PredictorError, create_predictor
+from failwatch_moonraker.predictors import (
+    PredictContext,
+    PredictorError,
+    create_predictor,
+    start_predictor,
+)
 
 CHECK_PRINT_ID = "failwatch-check"
 
@@ -41,6 +46,10 @@ class Report:
 
 
 async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
+    if config.printers:  # farm mode: every printer, one report each
+        from failwatch_moonraker.farm import check_farm
+
+        return await check_farm(config, out, timeout)
     report = Report(out)
     report.ok("config", f"{config.path} is valid")
     daemon = Daemon(config)
@@ -87,19 +96,33 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
                 else:
                     report.ok("camera", f"{len(jpeg) // 1024} KiB JPEG{_dimensions(jpeg)} "
                               f"from {camera.source.url}")
-            if jpeg:
-                predictor = create_predictor(config.predictor, http)
-                try:
-                    pred = await predictor.predict(jpeg, CHECK_PRINT_ID)
-                except PredictorError as exc:
-                    report.fail("predictor", str(exc))
+            predictor = create_predictor(config.predictor, http, detection=config.detection,
+                                         printer_name=config.name)
+            try:
+                health = getattr(predictor, "health", None)
+                if health is not None:  # e.g. the Obico ML server's /hc/
+                    try:
+                        answer = await health()
+                    except PredictorError as exc:
+                        report.fail("predictor health", str(exc))
+                    else:
+                        report.ok("predictor health", f"{config.predictor.url} says {answer!r}")
+                if jpeg:
+                    await start_predictor(predictor)
+                    context = PredictContext(
+                        printer=config.name,
+                        snapshot_url=camera.source.url if camera.source else "")
+                    try:
+                        pred = await predictor.predict(jpeg, CHECK_PRINT_ID, context=context)
+                    except PredictorError as exc:
+                        report.fail("predictor", str(exc))
+                    else:
+                        report.ok("predictor", f"{config.predictor.url} scored the snapshot "
+                                  f"p={pred.p:.3f} with {len(pred.detections)} detection(s)")
                 else:
-                    report.ok("predictor", f"{config.predictor.url} scored the snapshot "
-                              f"p={pred.p:.3f} with {len(pred.detections)} detection(s)")
-                finally:
-                    await predictor.close()
-            else:
-                report.fail("predictor", "not tried: no snapshot to send")
+                    report.fail("predictor", "not tried: no snapshot to send")
+            finally:
+                await predictor.close()
     finally:
         if reader is not None:
             reader.cancel()

@@ -30,11 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common],
                    help="validate the config, reach Moonraker, the camera and the predictor "
                         "once, and print a report")
+    from failwatch_moonraker.tools_cli import add_commands  # replay, tune
+
+    add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("replay", "tune"):  # offline tools: no failwatch.cfg needed
+        from failwatch_moonraker.tools_cli import run as run_tool
+
+        return run_tool(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -63,8 +70,9 @@ def run_daemon(config: Config) -> int:
 
 async def _serve(config: Config) -> int:
     from failwatch_moonraker.daemon import Daemon
+    from failwatch_moonraker.farm import Farm
 
-    daemon = Daemon(config)
+    daemon: Daemon | Farm = Farm(config) if config.printers else Daemon(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)

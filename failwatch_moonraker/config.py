@@ -47,7 +47,9 @@ __all__ = [
     "PREDICTOR_BACKENDS",
     "PredictorConfig",
     "Section",
+    "RecordConfig",
     "StateConfig",
+    "detection_from",
     "known_options",
     "load_config",
     "parse_config",
@@ -61,7 +63,17 @@ ACTIONS = ("pause", "cancel", "heaters_off", "extruder_off", "bed_off", "notify"
 #: To add a backend, add it here and handle it where predictors are created.
 _BACKEND_REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "obico": ("serial_no", "access_token"),
+    "obico_ml_api": ("url",),
+    "printwatch": ("api_key",),
 }
+#: The predict URL each backend uses when [predictor] url is not set ("" = required).
+_BACKEND_URLS: Final[Mapping[str, str]] = {
+    "obico": OBICO_DEFAULT_URL,
+    "obico_ml_api": "",
+    "printwatch": "https://octoprint.printpal.io/api/v2/infer",
+}
+POLICIES = ("obico", "buffer")
+ML_API_IMAGE_SOURCES = ("serve", "camera")
 PREDICTOR_BACKENDS = tuple(_BACKEND_REQUIRED)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -71,7 +83,7 @@ _MIB = 1024 * 1024
 #: Options whose values must never be shown, per section.
 _SECRET_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
     "moonraker": frozenset({"api_key"}),
-    "predictor": frozenset({"access_token"}),
+    "predictor": frozenset({"access_token", "api_key"}),
     "notify": frozenset({"webhook_urls", "apprise_urls"}),
 }
 
@@ -159,6 +171,13 @@ class PredictorConfig:
     serial_no: str
     access_token: str = dataclasses.field(repr=False)
     timeout: float
+    api_key: str = dataclasses.field(default="", repr=False)  # printwatch
+    printer_id: str = ""  # printwatch; "" = failwatch-<host>[-<printer>]
+    bending_factor: float = 1.0  # obico_ml_api
+    image_source: str = "serve"  # obico_ml_api: serve | camera
+    image_bind: str = "0.0.0.0"  # obico_ml_api, image_source serve
+    image_port: int = 7135
+    image_url: str = ""  # "" = http://<this host, as the ML server sees it>:<port>
 
 
 @dataclass(frozen=True)
@@ -175,6 +194,11 @@ class DetectionConfig:
     safe_frames: int
     resume_cooldown: float
     warning_cooldown: float
+    policy: str = "obico"  # obico | buffer
+    buffer_confidence: float = 0.6
+    buffer_length: int = 16
+    buffer_percent: float = 60.0
+    buffer_warning_percent: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -183,6 +207,17 @@ class ActionsConfig:
     on_failure: tuple[str, ...]
     failure_gcode: str
     heaters_off_delay: float
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """[record]: per-print recordings of every frame, for ``replay`` and ``tune``."""
+
+    enabled: bool = False
+    path: str = os.path.expanduser("~/printer_data/failwatch/recordings")
+    frames: bool = False  # also keep each frame's JPEG
+    max_prints: int = 50
+    max_size: int = 500 * 1024 * 1024  # bytes
 
 
 @dataclass(frozen=True)
@@ -228,6 +263,11 @@ class Config:
     logging: LoggingConfig
     snapshots: SnapshotsConfig
     notify: NotifyConfig
+    record: RecordConfig = RecordConfig()  # defaulted: keep it last
+    # Farm mode: the printer's name in a per-printer config, and in the top-level
+    # config the [printer NAME] sections (empty: one printer, as without farm mode).
+    name: str = ""
+    printers: tuple[Config, ...] = ()
 
     def secrets(self) -> tuple[str, ...]:
         """The non-empty secret values, for log redaction.
@@ -237,7 +277,9 @@ class Config:
         """
         values = (self.moonraker.api_key, self.predictor.access_token,
                   *self.notify.webhook_urls, *self.notify.apprise_urls)
-        return tuple(s for s in values if s)
+        values += (self.predictor.api_key,)
+        values += tuple(s for printer in self.printers for s in printer.secrets())
+        return tuple(dict.fromkeys(s for s in values if s))
 
 
 # ---------------------------------------------------------------------------
@@ -642,19 +684,47 @@ def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
 
 def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
     backend = sec.getchoice("backend", PREDICTOR_BACKENDS, "obico")
-    url = _http_url(sec, "url", sec.get("url", OBICO_DEFAULT_URL).strip())
+    url = sec.get("url", "").strip() or _BACKEND_URLS.get(backend, "")
+    url = _http_url(sec, "url", url)
     serial_no = sec.get("serial_no", "").strip()
     access_token = sec.get("access_token", "")
     _check_secret(sec, "access_token", access_token)
+    api_key = sec.get("api_key", "")
+    _check_secret(sec, "api_key", api_key)
+    printer_id = sec.get("printer_id", "").strip()
+    if any(ch.isspace() for ch in printer_id) and sec.ok("printer_id"):
+        sec.error("printer_id", f"must not contain spaces, got {_show(printer_id)}")
     timeout = sec.getfloat("timeout", 30.0, minval=1.0, maxval=300.0)
+    bending_factor = sec.getfloat("bending_factor", 1.0, above=0.0, maxval=10.0)
+    image_source = sec.getchoice("image_source", ML_API_IMAGE_SOURCES, "serve")
+    image_bind = sec.get("image_bind", "0.0.0.0").strip()
+    if sec.ok("image_bind") and not _is_ip_address(image_bind):
+        sec.error("image_bind", "must be an IP address of this machine to listen on "
+                  f"(0.0.0.0 = every interface), got {_show(image_bind)}")
+    image_port = sec.getint("image_port", 7135, minval=0, maxval=65535)
+    image_url = _http_url(sec, "image_url", sec.get("image_url", "").strip()).rstrip("/")
     if sec.ok("backend"):
-        values = {"serial_no": serial_no, "access_token": access_token}
+        values = {"serial_no": serial_no, "access_token": access_token, "url": url,
+                  "api_key": api_key}
         for option in _BACKEND_REQUIRED.get(backend, ()):
             if not values.get(option) and sec.ok(option):
                 sec.error(option, f"required for backend {backend!r}")
     return PredictorConfig(
-        backend=backend, url=url, serial_no=serial_no, access_token=access_token, timeout=timeout
+        backend=backend, url=url, serial_no=serial_no, access_token=access_token, timeout=timeout,
+        api_key=api_key, printer_id=printer_id, bending_factor=bending_factor,
+        image_source=image_source, image_bind=image_bind, image_port=image_port,
+        image_url=image_url,
     )
+
+
+def _is_ip_address(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return value == "localhost"
+    return True
 
 
 def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
@@ -670,6 +740,20 @@ def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
     safe_frames = sec.getint("safe_frames", 30, minval=0)
     resume_cooldown = sec.getfloat("resume_cooldown", 90.0, minval=0.0)
     warning_cooldown = sec.getfloat("warning_cooldown", 300.0, minval=0.0)
+    policy = sec.getchoice("policy", POLICIES, "obico")
+    buffer_confidence = sec.getfloat("buffer_confidence", 0.6, above=0.0)
+    buffer_length = sec.getint("buffer_length", 16, minval=1, maxval=1000)
+    buffer_percent = sec.getfloat("buffer_percent", 60.0, above=0.0, maxval=100.0)
+    # Default: half the failure share (30 % with the default 60 %).
+    buffer_warning_percent = sec.getfloat("buffer_warning_percent", buffer_percent / 2,
+                                          above=0.0, maxval=100.0)
+    if (sec.ok("buffer_percent") and sec.ok("buffer_warning_percent")
+            and buffer_warning_percent > buffer_percent):
+        sec.error(
+            "buffer_warning_percent",
+            f"must be <= buffer_percent ({_num(buffer_percent)}), "
+            f"got {_show(sec.raw('buffer_warning_percent') or _num(buffer_warning_percent))}",
+        )
     if sec.ok("threshold_low") and sec.ok("threshold_high") and threshold_high < threshold_low:
         sec.error(
             "threshold_high",
@@ -689,6 +773,11 @@ def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
         safe_frames=safe_frames,
         resume_cooldown=resume_cooldown,
         warning_cooldown=warning_cooldown,
+        policy=policy,
+        buffer_confidence=buffer_confidence,
+        buffer_length=buffer_length,
+        buffer_percent=buffer_percent,
+        buffer_warning_percent=buffer_warning_percent,
     )
 
 
@@ -723,6 +812,18 @@ def _build_state(sec: Section, ctx: _Context) -> StateConfig:
     if not path and sec.ok("path"):
         sec.error("path", "must not be empty")
     return StateConfig(path=ctx.file_path(path))
+
+
+def _build_record(sec: Section, ctx: _Context) -> RecordConfig:
+    enabled = sec.getboolean("enabled", False)
+    path = sec.get("path", "~/printer_data/failwatch/recordings").strip()
+    if not path and sec.ok("path"):
+        sec.error("path", "must not be empty")
+    frames = sec.getboolean("frames", False)
+    max_prints = sec.getint("max_prints", 50, minval=1, maxval=100_000)
+    max_size = sec.getfloat("max_size", 500.0, minval=1.0, maxval=1_000_000.0)
+    return RecordConfig(enabled=enabled, path=ctx.file_path(path), frames=frames,
+                        max_prints=max_prints, max_size=round(max_size * _MIB))
 
 
 def _build_logging(sec: Section, ctx: _Context) -> LoggingConfig:
@@ -780,6 +881,7 @@ _BUILDERS: Final[Mapping[str, Callable[[Section, _Context], object]]] = {
     "logging": _build_logging,
     "snapshots": _build_snapshots,
     "notify": _build_notify,
+    "record": _build_record,
 }
 
 
@@ -894,6 +996,15 @@ def _scrub(messages: list[str], data: Mapping[str, Mapping[str, str]]) -> list[s
         for option in options
         if len(value := data.get(section, {}).get(option, "").strip()) >= _MIN_SCRUB_LEN
     ]
+    from failwatch_moonraker.printers import is_printer_section, secret_options
+
+    printer_secrets = secret_options()
+    secrets += [
+        value.strip()
+        for section, options in data.items() if is_printer_section(section)
+        for option, value in options.items()
+        if option in printer_secrets and len(value.strip()) >= _MIN_SCRUB_LEN
+    ]
     for secret in secrets:
         messages = [m.replace(secret, "***") for m in messages]
     return messages
@@ -902,14 +1013,20 @@ def _scrub(messages: list[str], data: Mapping[str, Mapping[str, str]]) -> list[s
 def _build(
     data: Mapping[str, Mapping[str, str]], path: str, problems: _Problems
 ) -> tuple[Config, dict[str, Section]]:
+    from failwatch_moonraker import printers  # farm mode; it builds on this module
+
+    farm = printers.printer_sections(data)
     ctx = _Context(path)
     sections = {
-        name: Section(name, data.get(name), problems, _SECRET_OPTIONS.get(name, ()))
+        name: Section(name, data.get(name), printers.top_sink(name, farm, problems),
+                      _SECRET_OPTIONS.get(name, ()))
         for name in _BUILDERS
     }
     built = {name: builder(sections[name], ctx) for name, builder in _BUILDERS.items()}
     config = Config(path=path, **built)  # type: ignore[arg-type]
-    _check_unknown(data, sections, problems)
+    _check_unknown({k: v for k, v in data.items() if k not in farm}, sections, problems)
+    if farm:
+        config = printers.build_printers(data, farm, config, path, problems)
     return config, sections
 
 
@@ -956,6 +1073,24 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except OSError as exc:
         raise ConfigError(f"{full}: cannot read the config file ({exc.strerror})") from None
     return parse_config(text, full)
+
+
+def detection_from(values: Mapping[str, str], source: str = "<settings>") -> DetectionConfig:
+    """[detection] from option texts, with the loader's rules (``replay``/``tune`` --set).
+
+    Options not given take their defaults; raises :class:`ConfigError` listing
+    every problem, unknown options included.
+    """
+    problems = _Problems(source)
+    sec = Section("detection", values, problems)
+    detection = _build_detection(sec, _Context(source))
+    for option in values:
+        if option not in sec.known:
+            problems.option("detection", option,
+                            f"unknown option; options of [detection]: {', '.join(sec.known)}")
+    if problems.messages:
+        raise ConfigError(problems.messages)
+    return detection
 
 
 def known_options() -> dict[str, tuple[str, ...]]:

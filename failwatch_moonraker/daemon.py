@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -23,9 +24,11 @@ from failwatch_moonraker import __version__
 from failwatch_moonraker.actions import (
     ActionRunner,
     describe,
+    failure_dialog,
     respond_script,
     split_delayed,
 )
+from failwatch_moonraker.annotate import SavedSnapshot, SnapshotStore
 from failwatch_moonraker.camera import (
     Camera,
     CameraError,
@@ -36,21 +39,33 @@ from failwatch_moonraker.camera import (
     web_base_from_moonraker,
 )
 from failwatch_moonraker.config import Config
+from failwatch_moonraker.control import (
+    REMOTE_METHOD,
+    STATE_MACRO,
+    Command,
+    CommandError,
+    Settings,
+    parse_command,
+)
 from failwatch_moonraker.moonraker import (
     MoonrakerClient,
     MoonrakerError,
     console_via_unix_socket,
 )
-from failwatch_moonraker.policy import Level, PolicyParams
+from failwatch_moonraker.notify import Event, Notifier
+from failwatch_moonraker.policy import BufferParams, Level, PolicyParams
 from failwatch_moonraker.predictors import (
     AuthError,
     BadRequest,
+    PredictContext,
     Prediction,
     Predictor,
     PredictorError,
     RateLimited,
     create_predictor,
+    start_predictor,
 )
+from failwatch_moonraker.record import Recorder
 from failwatch_moonraker.session import ACTIVE_STATES, FrameOutcome, SessionParams, WatchSession
 from failwatch_moonraker.stats import StatsParams
 from failwatch_moonraker.store import StateStore
@@ -62,7 +77,10 @@ AUTH_BACKOFF = 300.0
 RATE_LIMIT_DEFAULT = 60.0
 KLIPPY_POLL = 2.0
 SAVE_EVERY = 5.0
+STATUS_EVERY = 60.0
 TIMELAPSE_MACRO = "gcode_macro TIMELAPSE_TAKE_FRAME"
+DB_NAMESPACE = "failwatch"
+TEST_PRINT_ID = "failwatch-test"
 
 
 def session_params(config: Config) -> SessionParams:
@@ -76,6 +94,9 @@ def session_params(config: Config) -> SessionParams:
             short_multiple=d.short_multiple,
             escalating_factor=d.escalating_factor,
             safe_frames=d.safe_frames,
+            kind=d.policy,
+            buffer=BufferParams(d.buffer_confidence, d.buffer_length, d.buffer_percent,
+                                d.buffer_warning_percent),
         ),
         resume_cooldown=d.resume_cooldown,
         warning_cooldown=d.warning_cooldown,
@@ -131,15 +152,20 @@ class FaultTracker:
 
 
 class Daemon:
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
+                 http: aiohttp.ClientSession | None = None) -> None:
         self.config = config
         self.clock = clock
+        self._shared_http = http  # a farm shares one HTTP session between its printers
         self.store = StateStore(config.state.path)
         saved = self.store.load()
         raw_session = saved.get("session")
+        self.settings = Settings.from_dict(saved.get("settings"))
         self.session = WatchSession.from_dict(
-            session_params(config), raw_session if isinstance(raw_session, dict) else {}
+            self._params(), raw_session if isinstance(raw_session, dict) else {}
         )
+        self.recorder = (Recorder(config.record, self.session, config.notify.printer_name)
+                         if config.record.enabled else None)
         self.status: dict[str, dict[str, Any]] = {}
         self.klippy_ready = False
         self.print_verified = False
@@ -167,16 +193,46 @@ class Daemon:
         self._camera_fault = FaultTracker("camera")
         self._predictor_fault = FaultTracker("predictor")
         self._predictor_auth_reported = False
+        self.macros_available = False
+        self.snapshots = SnapshotStore(config.snapshots.path, config.snapshots.max_count,
+                                       config.snapshots.max_size, config.snapshots.public_url)
+        self.notifier: Notifier | None = None
+        self.last_snapshot = ""
+        self.last_frame_at: float | None = None
+        self._last_status = 0.0
+
+    def _params(self) -> SessionParams:
+        """The config's parameters with the user's changes from the printer on top."""
+        params = session_params(self.config)
+        if self.settings.sensitivity is not None:
+            params = dataclasses.replace(
+                params, policy=dataclasses.replace(params.policy,
+                                                   sensitivity=self.settings.sensitivity))
+        return params
 
     # -- life cycle ----------------------------------------------------------
 
     async def run(self) -> None:
         """Watch until :meth:`stop`; state is flushed on the way out."""
         timeout = aiohttp.ClientTimeout(total=None)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
+        async with contextlib.AsyncExitStack() as own:
+            http = self._shared_http
+            if http is None:
+                http = await own.enter_async_context(aiohttp.ClientSession(timeout=timeout))
             self.camera = Camera(http, self.config.camera.timeout, self.config.camera.max_size)
             self.camera.source = self._configured_source()
-            self.predictor = create_predictor(self.config.predictor, http)
+            self.predictor = create_predictor(self.config.predictor, http,
+                                              detection=self.config.detection,
+                                              printer_name=self.config.name)
+            await start_predictor(self.predictor)
+            n = self.config.notify
+            self.notifier = Notifier(http, n.webhook_urls, n.apprise_urls, n.timeout,
+                                     n.include_image)
+            if not self.settings.enabled:
+                log.info("watching is DISABLED from the printer (FAILWATCH_ENABLE turns it on)")
+            if self.settings.sensitivity is not None:
+                log.info("sensitivity %g, set from the printer (failwatch.cfg says %g)",
+                         self.settings.sensitivity, self.config.detection.sensitivity)
             log.info("failwatch %s starting: Moonraker %s, predictor %s (%s), one frame "
                      "every %g s while printing", __version__, self.config.moonraker.url,
                      self.config.predictor.backend, self.config.predictor.url,
@@ -189,10 +245,13 @@ class Daemon:
                 # Stop watching and acting first, then drop Moonraker.
                 await cancel_and_wait([watch_task, *self._tasks, self._klippy_poller,
                                        self._resolver])
+                await self._set_online(False)
                 await cancel_and_wait([client_task])
                 await self.client.close()
                 await self.predictor.close()
                 await self.save(force=True)
+                if self.recorder is not None:
+                    await self.recorder.close()
                 log.info("failwatch stopped; statistics saved to %s", self.store.path)
 
     def stop(self) -> None:
@@ -207,6 +266,9 @@ class Daemon:
     # -- Moonraker side ----------------------------------------------------
 
     async def _on_connect(self) -> None:
+        # Registrations die with the socket: register on every connect.
+        await self.client.call("connection.register_remote_method",
+                               {"method_name": REMOTE_METHOD})
         if not self.config.camera.snapshot_url:
             await self._discover_camera()
         info = await self.client.call("server.info")
@@ -254,9 +316,10 @@ class Daemon:
 
     def subscription(self, available: list[str] | None = None) -> dict[str, Any]:
         objects: dict[str, Any] = {
-            "print_stats": ["state", "filename", "total_duration"],
+            "print_stats": ["state", "filename", "total_duration", "print_duration"],
             "webhooks": ["state", "state_message"],
             "heaters": ["available_heaters"],
+            "display_status": ["progress"],  # for predictors that send the progress
         }
         if available is not None and TIMELAPSE_MACRO in available:
             objects[TIMELAPSE_MACRO] = ["is_paused"]
@@ -272,9 +335,15 @@ class Daemon:
         self.status = {k: dict(v) for k, v in status.items() if isinstance(v, dict)}
         self.klippy_ready = True
         self.print_verified = False
+        self.macros_available = available is not None and f"gcode_macro {STATE_MACRO}" in available
         log.info("moonraker: Klippy ready; print state %s",
                  self.status.get("print_stats", {}).get("state", "?"))
+        if not self.macros_available:
+            log.info("macros: failwatch_macros.cfg is not included in printer.cfg; the "
+                     "FAILWATCH_* macros and dialog buttons are not available")
         self._apply_status()
+        await self._set_online(True)
+        self._post_status(force=True)
 
     def _on_notification(self, method: str, params: Any) -> None:
         if method == "notify_status_update":
@@ -289,6 +358,8 @@ class Daemon:
                         "disconnected" if method.endswith("disconnected") else "shut down")
             self._klippy_lost()
             self._start_klippy_poller()
+        elif method == REMOTE_METHOD:
+            self._spawn(self._on_command(params), "command")
         elif method == "notify_webcams_changed" and not self.config.camera.snapshot_url:
             self._spawn(self._discover_camera(), "webcams")
 
@@ -313,6 +384,7 @@ class Daemon:
         elif event == "ended":
             log.info("print %s; statistics of this print reset", state)
             self._spawn(self.save(force=True), "save")
+            self._post_status(force=True)
         if state in ACTIVE_STATES and (not self.print_verified or
                                        (state == "printing" and previous != "printing")):
             self._resolve_print()
@@ -359,6 +431,7 @@ class Daemon:
             return
         if self.session.begin_print(job_id):
             log.info("watching print %s (job %s)", filename or "?", job_id)
+            self._post_status(force=True)
         else:
             log.info("watching print %s (job %s) again; its statistics carry on (frame %d)",
                      filename or "?", job_id, self.session.stats.prediction_num)
@@ -401,7 +474,8 @@ class Daemon:
     # -- the frame loop ----------------------------------------------------
 
     def can_watch(self) -> bool:
-        return self.klippy_ready and self.print_verified and self.session.watching
+        return (self.settings.enabled and self.klippy_ready and self.print_verified
+                and self.session.watching)
 
     async def _watch_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -445,7 +519,7 @@ class Daemon:
         if not self.can_watch() or print_id is None:
             return 0.0
         try:
-            prediction = await self.predictor.predict(jpeg, print_id)
+            prediction = await self._predict(jpeg, print_id)
         except BadRequest as exc:
             log.warning("predictor: %s; frame skipped", exc)
             return 0.0
@@ -465,19 +539,49 @@ class Daemon:
             log.debug("frame dropped: the print is no longer running")
             return 0.0
         self.frames += 1
-        outcome = self.session.on_frame(prediction.p, self.clock())
+        self.last_frame_at = self.clock()
+        outcome = self.session.on_frame(prediction.p, self.last_frame_at)
         if outcome is None:
             return 0.0
+        if self.recorder is not None:  # queues only; the writing happens in a thread
+            self.recorder.frame(self.last_frame_at, prediction, outcome, self.session,
+                                self.predictor.name, jpeg, self.status.get("print_stats", {}))
         self._log_frame(outcome, prediction)
+        if outcome.changed:
+            self._spawn(self._level_event(outcome), "level-event")
         if outcome.fire is not None:
-            await self._fire(outcome, prediction)
+            await self._fire(outcome, prediction, jpeg)
             await self.save(force=True)
         else:
             await self.save()
+        self._post_status(force=outcome.changed)
         return 0.0
 
+    async def _predict(self, jpeg: bytes, print_id: str) -> Prediction:
+        """Ask the predictor, with the printer's context if the backend wants it."""
+        assert self.predictor is not None
+        if not getattr(self.predictor, "needs_context", False):
+            return await self.predictor.predict(jpeg, print_id)
+        stats = self.status.get("print_stats", {})
+        progress = self.status.get("display_status", {}).get("progress")
+        source = self.camera.source if self.camera is not None else None
+
+        def seconds(value: Any) -> float | None:
+            return float(value) if isinstance(value, (int, float)) else None
+
+        context = PredictContext(
+            printer=self.config.name, state=self.session.print_state,
+            filename=str(stats.get("filename") or ""), progress=seconds(progress),
+            print_duration=seconds(stats.get("print_duration")),
+            total_duration=seconds(stats.get("total_duration")),
+            snapshot_url=source.url if source is not None else "")
+        return await self.predictor.predict(jpeg, print_id, context=context)
+
     async def _predictor_auth(self, exc: AuthError) -> float:
-        message = (f"{exc}. Check [predictor] serial_no and access_token in failwatch.cfg; "
+        credentials = {"printwatch": "api_key", "obico_ml_api": "access_token (the ML "
+                       "server's ML_API_TOKEN)"}.get(self.config.predictor.backend,
+                                                     "serial_no and access_token")
+        message = (f"{exc}. Check [predictor] {credentials} in failwatch.cfg; "
                    f"failwatch retries in {AUTH_BACKOFF / 60:g} min and does not pause prints "
                    "meanwhile.")
         if not self._predictor_auth_reported:
@@ -490,40 +594,215 @@ class Daemon:
         return AUTH_BACKOFF
 
     def _log_frame(self, outcome: FrameOutcome, prediction: Prediction) -> None:
-        stats = self.session.stats
         if outcome.changed:
-            log.info("level %s: %s", outcome.level, stats.summary())
+            log.info("level %s: %s", outcome.level, self.session.summary())
         else:
-            log.debug("frame: level %s %s", outcome.level, stats.summary())
+            log.debug("frame: level %s %s", outcome.level, self.session.summary())
         if outcome.note and outcome.level is not Level.OK and outcome.fire is None:
             log.debug("no action: %s", outcome.note)
 
-    async def _fire(self, outcome: FrameOutcome, prediction: Prediction) -> None:
+    async def _fire(self, outcome: FrameOutcome, prediction: Prediction, jpeg: bytes) -> None:
+        """Act first (the pause must not wait for pictures), then tell the user."""
         cfg = self.config.actions
         stats = self.session.stats
         heaters = self.status.get("heaters", {}).get("available_heaters")
-        if outcome.fire is Level.FAILURE:
+        failure = outcome.fire is Level.FAILURE
+        if failure:
             now_actions, later = split_delayed(cfg.on_failure, cfg.heaters_off_delay)
             done = describe(now_actions, cfg.heaters_off_delay, later) or "no action configured"
-            message = f"Print failure detected ({stats.summary()}): {done}."
-            log.warning("%s", message)
-            results = await self.actions.run(now_actions, message, error=True,
-                                             available_heaters=heaters)
-            if later:
-                self._spawn(self._delayed_heaters(later, self.session.resume_count),
-                            "heaters-off")
+            message = f"Print failure detected ({self.session.summary()}): {done}."
         else:
-            now_actions = list(cfg.on_warning)
+            now_actions, later = list(cfg.on_warning), []
             would_pause = "pause" in cfg.on_failure and not self.session.failure_fired
             tail = "; failwatch pauses the print if it gets worse" if would_pause else ""
-            message = f"Possible print failure ({stats.summary()}){tail}."
-            log.warning("%s", message)
-            results = await self.actions.run(now_actions, message, available_heaters=heaters)
+            message = f"Possible print failure ({self.session.summary()}){tail}."
+        log.warning("%s", message)
+        results = await self.actions.run([a for a in now_actions if a != "notify"], message,
+                                         available_heaters=heaters)
+        if later:
+            self._spawn(self._delayed_heaters(later, self.session.resume_count), "heaters-off")
+        saved = await self._save_snapshot(jpeg, prediction, str(outcome.fire))
+        link = f" Snapshot: {saved.link}" if saved else ""
+        if "notify" in now_actions:
+            try:
+                await self.actions.say(message + link, error=failure)
+            except MoonrakerError as exc:
+                log.error("action notify failed: %s", exc)
+            self._notify_others(str(outcome.fire), message, prediction, jpeg, saved)
+        paused = any(r.action == "pause" and r.ok for r in results)
+        if paused:
+            reason = f"Failure score {prediction.p:.2f} ({stats.summary()})."
+            with contextlib.suppress(MoonrakerError):
+                await self.actions.gcode(failure_dialog(reason, saved.link if saved else "",
+                                                        self.macros_available))
         for result in results:
-            if not result.ok and result.action != "notify":
+            if not result.ok:
                 with contextlib.suppress(MoonrakerError):
                     await self.actions.say(f"could not {result.action}: {result.error}",
                                            error=True)
+
+    async def _save_snapshot(self, jpeg: bytes, prediction: Prediction,
+                             level: str) -> SavedSnapshot | None:
+        if not self.config.snapshots.enabled or not jpeg:
+            return None
+        caption = f"failwatch {level}: p={prediction.p:.2f}  {self.session.stats.summary()}"
+        name = f"{level}-{self.session.print_id or 'test'}"
+        saved = await asyncio.to_thread(self.snapshots.save, jpeg, prediction.detections,
+                                        caption, name)
+        if saved is not None:
+            self.last_snapshot = str(saved.path)
+        return saved
+
+    def _notify_others(self, level: str, message: str, prediction: Prediction, jpeg: bytes,
+                       saved: SavedSnapshot | None) -> None:
+        """Webhooks and Apprise, in the background: they never hold up the printer."""
+        if self.notifier is None or not self.notifier.enabled:
+            return
+        image = saved.path.read_bytes() if saved and saved.path.exists() else jpeg
+        event = Event(
+            printer=self.config.notify.printer_name, print_id=self.session.print_id,
+            filename=str(self.status.get("print_stats", {}).get("filename", "")),
+            level=level, message=message, p=prediction.p, stats=self.session.stats.to_dict(),
+            image=image, image_path=str(saved.path) if saved else "",
+            image_link=saved.link if saved else "")
+        self._spawn(self.notifier.send(event), "notify")
+
+    # -- status for UIs ------------------------------------------------------
+
+    def status_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.settings.enabled,
+            "watching": self.can_watch(),
+            "print_id": self.session.print_id,
+            "ignored": self.session.ignored,
+            "level": str(self.session.level),
+            "last_p": self.session.stats.p,
+            "stats": self.session.stats.to_dict(),
+            "sensitivity": self.session.params.policy.sensitivity,
+            "last_snapshot": self.last_snapshot,
+            "last_frame_at": self.last_frame_at,
+            "updated_at": self.clock(),
+        }
+
+    def _post_status(self, force: bool = False) -> None:
+        """Moonraker's database, namespace failwatch: on changes, else once a minute."""
+        now = time.monotonic()
+        if not force and now - self._last_status < STATUS_EVERY:
+            return
+        if not self.client.ready.is_set() and not self.klippy_ready:
+            return
+        self._last_status = now
+        self._spawn(self._post_status_now(), "status")
+
+    async def _post_status_now(self) -> None:
+        try:
+            await self.client.call("server.database.post_item",
+                                   {"namespace": DB_NAMESPACE, "key": "status",
+                                    "value": self.status_dict()})
+        except MoonrakerError as exc:
+            log.debug("status: %s", exc)
+
+    async def _level_event(self, outcome: FrameOutcome) -> None:
+        data = {"level": str(outcome.level), "print_id": self.session.print_id,
+                "p": self.session.stats.p, "stats": self.session.stats.to_dict()}
+        try:
+            await self.client.call("connection.send_event",
+                                   {"event": "level_changed", "data": data})
+        except MoonrakerError as exc:
+            log.debug("event: %s", exc)
+
+    async def _set_online(self, online: bool) -> None:
+        """Tell the macros whether failwatch is there to answer them."""
+        if not self.macros_available or not self.client.connected:
+            return
+        try:
+            await self.client.call(
+                "printer.gcode.script",
+                {"script": f"SET_GCODE_VARIABLE MACRO={STATE_MACRO} VARIABLE=online "
+                           f"VALUE={online}"}, timeout=0.5 if not online else 10.0)
+        except MoonrakerError as exc:
+            log.debug("macros: could not set online=%s: %s", online, exc)
+
+    # -- commands from the macros ----------------------------------------------
+
+    async def _on_command(self, params: Any) -> None:
+        try:
+            command = parse_command(params)
+        except CommandError as exc:
+            log.warning("command refused: %s", exc)
+            with contextlib.suppress(MoonrakerError):
+                await self.actions.say(str(exc), error=True)
+            return
+        log.info("command from the printer: %s%s", command.name,
+                 f" {command.value:g}" if command.value is not None else "")
+        try:
+            reply = await self._run_command(command)
+        except MoonrakerError as exc:
+            log.warning("command %s failed: %s", command.name, exc)
+            return
+        with contextlib.suppress(MoonrakerError):
+            await self.actions.say(reply)
+
+    async def _run_command(self, command: Command) -> str:
+        if command.name == "status":
+            return self.status_text()
+        if command.name in ("enable", "disable"):
+            self.settings.enabled = command.name == "enable"
+            await self._settings_changed()
+            self._wake.set()
+            return ("watching enabled" if self.settings.enabled else
+                    "watching DISABLED until FAILWATCH_ENABLE (also after restarts)")
+        if command.name == "ignore_print":
+            if not self.session.ignore_print():
+                return "no print is running: nothing to ignore"
+            await self._settings_changed()
+            return (f"not watching this print ({self.session.print_id}) any more; the next "
+                    "print is watched again")
+        if command.name == "sensitivity":
+            assert command.value is not None
+            old = self.session.params.policy.sensitivity
+            self.settings.sensitivity = command.value
+            self.session.params = self._params()
+            await self._settings_changed()
+            return f"sensitivity {command.value:g} (was {old:g}); kept across restarts"
+        if command.name == "test":
+            return await self.test_frame()
+        raise CommandError(command.name)
+
+    async def _settings_changed(self) -> None:
+        await self.save(force=True)
+        self._post_status(force=True)
+
+    def status_text(self) -> str:
+        s = self.session
+        head = "enabled" if self.settings.enabled else "DISABLED (FAILWATCH_ENABLE to watch)"
+        sens = f"sensitivity {s.params.policy.sensitivity:g}"
+        if s.print_id is None or s.print_state not in ACTIVE_STATES:
+            what = "idle: no print running"
+        elif s.ignored:
+            what = f"ignoring print {s.print_id} (FAILWATCH_IGNORE_PRINT)"
+        else:
+            what = (f"print {s.print_id} {s.print_state}: level {s.level}, "
+                    f"{s.stats.summary()}")
+        camera = self.camera.source.url if self.camera and self.camera.source else "no camera"
+        return f"{head}, {what}; {sens}; camera {camera}"
+
+    async def test_frame(self) -> str:
+        """FAILWATCH_TEST: one snapshot, one prediction, shown to the user; no statistics."""
+        if self.camera is None or self.predictor is None:
+            return "test: not ready yet"
+        try:
+            jpeg = await self.camera.snapshot()
+        except CameraError as exc:
+            return f"test: no snapshot: {exc}"
+        try:
+            prediction = await self._predict(jpeg, TEST_PRINT_ID)
+        except PredictorError as exc:
+            return f"test: snapshot OK ({len(jpeg) // 1024} KiB) but the predictor failed: {exc}"
+        saved = await self._save_snapshot(jpeg, prediction, "test")
+        link = f"; snapshot: {saved.link}" if saved else ""
+        return (f"test: p={prediction.p:.3f} with {len(prediction.detections)} detection(s) "
+                f"from a {len(jpeg) // 1024} KiB snapshot{link}")
 
     async def _delayed_heaters(self, actions: list[str], resume_count: int) -> None:
         await asyncio.sleep(self.config.actions.heaters_off_delay)
@@ -544,7 +823,8 @@ class Daemon:
         if not force and now - self._last_save < SAVE_EVERY:
             return
         self._last_save = now
-        data = {"session": self.session.to_dict(), "saved_at": self.clock()}
+        data = {"session": self.session.to_dict(), "settings": self.settings.to_dict(),
+                "saved_at": self.clock()}
         async with self._save_lock:
             try:
                 await asyncio.to_thread(self.store.save, data)

@@ -114,6 +114,10 @@ class MoonrakerClient:
 
     # -- public --------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
     async def call(self, method: str, params: dict[str, Any] | None = None,
                    timeout: float = 10.0) -> Any:
         """One JSON-RPC call; raises MoonrakerError with Moonraker's own message."""

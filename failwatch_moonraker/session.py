@@ -5,6 +5,9 @@ so cooldowns keep their meaning across a restart) and returns what the
 daemon must do. The rules, after Obico's server (``obico.md`` §1.7):
 
 - frames count only while the print is ``printing``;
+- the verdict per frame comes from the configured policy (``obico`` on the
+  statistics, or ``buffer`` on this print's ring of recent scores, which is
+  reset with the print and persisted so a restart mid-print resumes it);
 - the per-print statistics reset when a new print starts and when it ends;
 - ``failure`` fires the failure actions at most once per print, and never
   within ``resume_cooldown`` of the user resuming; a failure that may not
@@ -16,10 +19,11 @@ daemon must do. The rules, after Obico's server (``obico.md`` §1.7):
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from failwatch_moonraker.policy import Level, PolicyParams, decide
+from failwatch_moonraker.policy import Level, PolicyParams, decide, decide_buffer, defective_count
 from failwatch_moonraker.stats import StatsParams, TemporalStats
 
 ACTIVE_STATES = frozenset({"printing", "paused"})
@@ -61,6 +65,8 @@ class WatchSession:
         self.resumed_at: float | None = None
         self.level = Level.OK
         self.resume_count = 0
+        # The buffer policy's ring of this print's latest scores (empty for obico).
+        self.recent: deque[float] = deque(maxlen=params.policy.buffer.length)
         self.ignored = False  # the user asked not to watch this print
         self._parked = False
 
@@ -74,25 +80,24 @@ class WatchSession:
         """
         if print_id == self.print_id:
             return False
-        self.stats.reset_print()
-        self.print_id = print_id
-        self.failure_fired = False
-        self.last_warning_at = None
-        self.resumed_at = None
-        self.level = Level.OK
-        self.ignored = False
+        self._reset_print(print_id)
         return True
 
     def end_print(self) -> None:
         """The print finished, was cancelled or failed."""
         if self.print_id is None and self.stats.prediction_num == 0:
             return
+        self._reset_print(None)
+
+    def _reset_print(self, print_id: str | None) -> None:
+        """Obico resets the per-print state both when a print starts and when it ends."""
         self.stats.reset_print()
-        self.print_id = None
+        self.print_id = print_id
         self.failure_fired = False
         self.last_warning_at = None
         self.resumed_at = None
         self.level = Level.OK
+        self.recent.clear()
         self.ignored = False
 
     def ignore_print(self) -> bool:
@@ -137,7 +142,12 @@ class WatchSession:
         if not self.watching:
             return None
         self.stats.update(p, self.params.stats)
-        level = decide(self.stats, self.params.policy)
+        policy = self.params.policy
+        if policy.kind == "buffer":
+            self.recent.append(p)
+            level = decide_buffer(self.recent, self.stats.prediction_num, policy)
+        else:
+            level = decide(self.stats, policy)
         changed = level != self.level
         self.level = level
         if level is Level.OK:
@@ -160,6 +170,15 @@ class WatchSession:
         self.last_warning_at = now
         return FrameOutcome(level, Level.WARNING, changed, note)
 
+    def summary(self) -> str:
+        """The statistics for logs and the console, plus the ring for the buffer policy."""
+        text = self.stats.summary()
+        buf = self.params.policy.buffer
+        if self.params.policy.kind == "buffer":
+            text += f" defective={defective_count(self.recent, buf)}/{len(self.recent)}" \
+                f" (p>={buf.confidence:g})"
+        return text
+
     def in_resume_cooldown(self, now: float) -> bool:
         return self.resumed_at is not None and now - self.resumed_at < self.params.resume_cooldown
 
@@ -172,6 +191,7 @@ class WatchSession:
             "failure_fired": self.failure_fired,
             "last_warning_at": self.last_warning_at,
             "resumed_at": self.resumed_at,
+            "recent": list(self.recent),
             "ignored": self.ignored,
         }
 
@@ -183,6 +203,10 @@ class WatchSession:
         print_id = data.get("print_id")
         session.print_id = print_id if isinstance(print_id, str) else None
         session.failure_fired = data.get("failure_fired") is True
+        recent = data.get("recent")
+        if isinstance(recent, list) and session.print_id is not None:
+            session.recent.extend(float(v) for v in recent
+                                  if isinstance(v, (int, float)) and not isinstance(v, bool))
         session.ignored = data.get("ignored") is True
         for name in ("last_warning_at", "resumed_at"):
             value = data.get(name)

@@ -234,7 +234,9 @@ class FakeObicoPredictor:
             return _json_error(400, f"print_id must be at most {MAX_PRINT_ID} characters")
         if img is None or not _is_jpeg(img):
             return _json_error(400, "Missing or invalid image")
-        return web.json_response({"result": self._predict_result(print_id)})
+        body = {"result": self._predict_result(print_id)}
+        record["response"] = body  # tests compare what the daemon did with what it got
+        return web.json_response(body)
 
     def _predict_result(self, print_id: str) -> dict[str, Any]:
         stats = self._prints.setdefault(print_id, _PrintStats())

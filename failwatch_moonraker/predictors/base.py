@@ -48,9 +48,37 @@ class BadResponse(PredictorError):
     """The server answered something that is not the documented shape."""
 
 
+@dataclass(frozen=True)
+class PredictContext:
+    """What the daemon knows about the printer and the print, for backends that want it.
+
+    PrintWatch sends progress and times with every frame; the Obico ML server can
+    be pointed at the camera's own snapshot URL. Built only for backends whose
+    ``needs_context`` is true, so the others pay nothing per frame.
+    """
+
+    printer: str = ""  # the [printer NAME] in farm mode, else ""
+    state: str = "printing"  # print_stats.state
+    filename: str = ""
+    progress: float | None = None  # 0..1, display_status.progress
+    print_duration: float | None = None  # seconds actually printing
+    total_duration: float | None = None  # seconds since the print started
+    snapshot_url: str = ""  # the camera's own snapshot URL, resolved
+
+
 class Predictor(Protocol):
+    """A backend. Optional extras, looked up with ``getattr``:
+
+    - ``needs_context`` (bool): pass a :class:`PredictContext` as ``context``;
+    - ``async start()``: bind what the backend serves (called when the daemon starts;
+      a backend must also work if it fails, retrying from ``predict``);
+    - ``async health() -> str``: a cheap liveness probe for ``failwatch-moonraker check``.
+    """
+
     name: str
 
-    async def predict(self, jpeg: bytes, print_id: str) -> Prediction: ...
+    async def predict(
+        self, jpeg: bytes, print_id: str, context: PredictContext | None = None
+    ) -> Prediction: ...
 
     async def close(self) -> None: ...

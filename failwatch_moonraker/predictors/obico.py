@@ -20,6 +20,7 @@ from failwatch_moonraker.predictors.base import (
     BadRequest,
     BadResponse,
     Detection,
+    PredictContext,
     Prediction,
     RateLimited,
     Unavailable,
@@ -121,7 +122,9 @@ class ObicoPredictor:
     def __repr__(self) -> str:  # never show the token
         return f"ObicoPredictor(url={self.url!r}, serial_no={self._serial_no!r})"
 
-    async def predict(self, jpeg: bytes, print_id: str) -> Prediction:
+    async def predict(
+        self, jpeg: bytes, print_id: str, context: PredictContext | None = None
+    ) -> Prediction:
         form = aiohttp.FormData()
         form.add_field("serial_no", self._serial_no)
         form.add_field("access_token", self._access_token)

@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,6 +19,7 @@ from failwatch_moonraker.config import load_config
 from failwatch_moonraker.daemon import Daemon
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
+from sim.waits import wait_until
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
@@ -44,13 +44,6 @@ async def running(cfg: Path) -> AsyncIterator[Daemon]:
         await asyncio.wait_for(task, 5)
 
 
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 def gcode(printer: SimPrinter, word: str) -> list[str]:

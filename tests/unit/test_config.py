@@ -618,7 +618,7 @@ def test_known_options_come_from_the_getters(monkeypatch: pytest.MonkeyPatch) ->
         (
             "[DEFAULT]\ntimeout: 5",
             "[DEFAULT]: unknown section; known sections: [moonraker], [camera], [predictor], "
-            "[detection], [actions], [state], [logging], [snapshots], [notify]",
+            "[detection], [actions], [state], [logging], [snapshots], [notify], [record]",
         ),
     ],
 )
@@ -634,7 +634,8 @@ def test_bad_predictor_timeout() -> None:
 
 def test_bad_backend() -> None:
     assert errors_of("[predictor]\nbackend: octoprint\n") == [
-        f"{P}: [predictor] backend: must be one of: obico; got 'octoprint'"
+        f"{P}: [predictor] backend: must be one of: obico, obico_ml_api, printwatch; "
+        "got 'octoprint'"
     ]
 
 
@@ -707,7 +708,7 @@ level: chatty
             f"{P}: [logging] level: must be one of: DEBUG, INFO, WARNING, ERROR; got 'chatty'",
             f"{P}: [camera] snapshoturl: unknown option; did you mean 'snapshot_url'?",
             f"{P}: [extra]: unknown section; known sections: [moonraker], [camera], "
-            "[predictor], [detection], [actions], [state], [logging], [snapshots], [notify]",
+            "[predictor], [detection], [actions], [state], [logging], [snapshots], [notify], [record]",
         ]
     )
 

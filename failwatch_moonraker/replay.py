@@ -1,0 +1,276 @@
+"""``failwatch-moonraker replay``: run a recording through the daemon's own decision code.
+
+Why: every threshold and window of the rule is a hyper-parameter; a user
+should see what other settings would have done on their own prints. Replay
+feeds the recorded scores to :class:`~failwatch_moonraker.session.WatchSession`
+(the very code the daemon runs, statistics and policy included), starting from
+the statistics recorded before the first frame, so with the recorded settings
+it reproduces the daemon's levels exactly. Pure Python: no numpy here.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from failwatch_moonraker.config import ConfigError, DetectionConfig, detection_from
+from failwatch_moonraker.policy import Level, PolicyParams, warning_threshold
+from failwatch_moonraker.record import Recording
+from failwatch_moonraker.session import SessionParams, WatchSession
+from failwatch_moonraker.stats import StatsParams
+
+#: The [detection] options replay and tune understand (``interval`` is the camera's).
+SETTINGS = (
+    "sensitivity", "ewm_span", "short_window", "long_window", "threshold_low",
+    "threshold_high", "short_multiple", "escalating_factor", "safe_frames",
+    "warning_cooldown", "resume_cooldown",
+)
+RANGES = {
+    "sensitivity": "0.1 to 5",
+    "ewm_span": "integer >= 1",
+    "short_window": "integer >= 1",
+    "long_window": "integer >= 1",
+    "threshold_low": ">= 0",
+    "threshold_high": ">= threshold_low",
+    "short_multiple": ">= 0",
+    "escalating_factor": ">= 1",
+    "safe_frames": "integer >= 0",
+    "warning_cooldown": "seconds >= 0",
+    "resume_cooldown": "seconds >= 0",
+}
+
+
+class SettingsError(Exception):
+    """Bad ``--set`` / grid values; the message names the allowed keys and ranges."""
+
+
+def allowed_keys() -> str:
+    return ", ".join(f"{k} ({RANGES[k]})" for k in SETTINGS)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)  # round-trips exactly
+    return str(value)
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, str]:
+    """``key=value`` strings (``--set``) to a dict, keys checked."""
+    values: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not value.strip():
+            raise SettingsError(f"--set {item!r}: expected key=value; keys: {allowed_keys()}")
+        if key not in SETTINGS:
+            raise SettingsError(f"--set {item!r}: unknown setting {key!r}; allowed: "
+                                f"{allowed_keys()}")
+        values[key] = value.strip()
+    return values
+
+
+def make_settings(base: Mapping[str, Any], overrides: Mapping[str, Any],
+                  source: str = "--set") -> DetectionConfig:
+    """``base`` (e.g. the recorded settings) with ``overrides``, validated like failwatch.cfg."""
+    values = {k: _text(v) for k, v in base.items() if k in SETTINGS}
+    values.update({k: _text(v) for k, v in overrides.items()})
+    try:
+        return detection_from(values, source)
+    except ConfigError as exc:
+        problems = "\n".join(m.replace(f"{source}: [detection] ", f"{source} ")
+                             for m in exc.problems)
+        raise SettingsError(f"{problems}\nallowed settings: {allowed_keys()}") from None
+
+
+def settings_dict(d: DetectionConfig) -> dict[str, float | int]:
+    return {k: getattr(d, k) for k in SETTINGS}
+
+
+def session_params(d: DetectionConfig) -> SessionParams:
+    """The session parameters for [detection] settings (as the daemon builds them)."""
+    return SessionParams(
+        stats=StatsParams(d.ewm_span, d.short_window, d.long_window),
+        policy=PolicyParams(
+            sensitivity=d.sensitivity,
+            threshold_low=d.threshold_low,
+            threshold_high=d.threshold_high,
+            short_multiple=d.short_multiple,
+            escalating_factor=d.escalating_factor,
+            safe_frames=d.safe_frames,
+        ),
+        resume_cooldown=d.resume_cooldown,
+        warning_cooldown=d.warning_cooldown,
+    )
+
+
+@dataclass(slots=True)
+class ReplayFrame:
+    n: int  # frame number within the print (the daemon's prediction_num)
+    t: float  # seconds since the print started
+    p: float
+    ewm: float
+    short: float
+    long: float
+    level: Level
+    fire: Level | None
+    warn_at: float  # the EWM level that warns at this frame (on the score's scale)
+    fail_at: float  # ... and that fails
+    warm_up: bool  # still within safe_frames: no decision
+    resumed: bool = False  # the user resumed just before this frame
+
+
+@dataclass
+class ReplayResult:
+    recording: Recording
+    settings: DetectionConfig
+    frames: list[ReplayFrame] = field(default_factory=list)
+    followed_changes: int = 0  # recorded mid-print settings changes applied
+    mismatches: int | None = None  # frames whose level differs from the recorded one
+
+    def first(self, level: Level) -> ReplayFrame | None:
+        return next((f for f in self.frames if f.level is level), None)
+
+    def first_fire(self, level: Level) -> ReplayFrame | None:
+        return next((f for f in self.frames if f.fire is level), None)
+
+
+def thresholds(session: WatchSession) -> tuple[float, float]:
+    """The EWM levels at which the rule warns and fails now (policy.warning_threshold)."""
+    stats, policy = session.stats, session.params.policy
+    tw = warning_threshold(stats, policy)
+    base = stats.rolling_mean_long
+    return base + tw / policy.sensitivity, base + tw * policy.escalating_factor / policy.sensitivity
+
+
+def start_session(rec: Recording, params: SessionParams) -> WatchSession:
+    """A session where the daemon was before the recording's first frame.
+
+    The daemon's own restart path: the statistics as saved, the same print id,
+    so ``begin_print`` carries them on instead of resetting them.
+    """
+    session = WatchSession.from_dict(params, {"stats": rec.stats, "print_id": rec.print_id})
+    session.on_print_state("printing", rec.frames[0].t if rec.frames else 0.0)
+    session.begin_print(rec.print_id)
+    return session
+
+
+def replay(rec: Recording, settings: DetectionConfig, *, follow: bool = False) -> ReplayResult:
+    """The daemon's decisions on the recorded scores with ``settings``.
+
+    ``follow``: apply the settings changes recorded mid-print (only meaningful
+    when ``settings`` are the recorded ones).
+    """
+    session = start_session(rec, session_params(settings))
+    result = ReplayResult(rec, settings)
+    for frame in rec.frames:
+        if follow and frame.params is not None:
+            changed = make_settings(settings_dict(settings), frame.params, "recording")
+            if changed != settings:
+                result.followed_changes += 1
+            settings = changed
+            session.params = session_params(settings)
+        if frame.resumed_at is not None:
+            session.on_print_state("paused", frame.resumed_at)
+            session.on_print_state("printing", frame.resumed_at)
+        outcome = session.on_frame(frame.p, frame.t)
+        assert outcome is not None  # the session is printing a known print
+        warn_at, fail_at = thresholds(session)
+        s = session.stats
+        result.frames.append(ReplayFrame(
+            n=s.prediction_num, t=frame.t - rec.start_time, p=frame.p, ewm=s.ewm_mean,
+            short=s.rolling_mean_short, long=s.rolling_mean_long, level=outcome.level,
+            fire=outcome.fire, warn_at=warn_at, fail_at=fail_at,
+            warm_up=s.prediction_num < session.params.policy.safe_frames,
+            resumed=frame.resumed_at is not None))
+    recorded = [f.level for f in rec.frames]
+    if rec.frames and all(level is not None for level in recorded):
+        pairs = zip(result.frames, recorded, strict=True)
+        result.mismatches = sum(str(f.level) != r for f, r in pairs)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------
+
+
+def clock(seconds: float) -> str:
+    """``1:02:03`` for seconds since the print started."""
+    sign = "-" if seconds < 0 else ""
+    s = int(round(abs(seconds)))
+    return f"{sign}{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def describe_settings(d: DetectionConfig, keys: Sequence[str] = SETTINGS) -> str:
+    return " ".join(f"{k}={_text(getattr(d, k))}" for k in keys)
+
+
+def _when(result: ReplayResult, frame: ReplayFrame) -> str:
+    text = f"frame {frame.n} at {frame.t:.1f} s ({clock(frame.t)})"
+    if result.recording.start_time > 1e8:
+        wall = time.strftime("%H:%M:%S", time.localtime(result.recording.start_time + frame.t))
+        text += f", {wall}"
+    return text
+
+
+def print_report(result: ReplayResult, out: TextIO, origin: str) -> None:
+    rec = result.recording
+    frames = result.frames
+    print(f"Replay of {rec.path}: {rec.title()}", file=out)
+    span = frames[-1].t - frames[0].t if frames else 0.0
+    print(f"  {len(frames)} frames over {clock(span)}; baseline before the first frame: long "
+          f"mean {float(rec.stats.get('rolling_mean_long', 0.0)):.4f} over "
+          f"{int(rec.stats.get('prediction_num_lifetime', 0))} lifetime frames", file=out)
+    wrapped = textwrap.fill(describe_settings(result.settings), 96, initial_indent="    ",
+                            subsequent_indent="    ")
+    print(f"  settings ({origin}):\n{wrapped}", file=out)
+    policy = rec.params.get("policy", "obico")
+    if policy != "obico":
+        print(f"  note: this print was watched with the {policy!r} policy; replay models the "
+              "obico rule, so its levels differ from the recorded ones", file=out)
+    if result.followed_changes:
+        print(f"  followed {result.followed_changes} settings change(s) recorded mid-print",
+              file=out)
+    if rec.restarts:
+        print(f"  failwatch restarted {rec.restarts} time(s) during this print; the statistics "
+              "carry on across restarts", file=out)
+    if rec.bad_lines:
+        print(f"  {rec.bad_lines} unreadable line(s) skipped", file=out)
+    print("\nLevel changes and actions:", file=out)
+    print(f"  {'frame':>6} {'time (s)':>9} {'h:mm:ss':>8}  {'level':<8} {'p':>6} {'ewm':>6} "
+          f"{'short':>6} {'long':>6} {'warn at':>7} {'fail at':>7}  action", file=out)
+    previous = Level.OK
+    for f in frames:
+        notes = []
+        if f.resumed:
+            notes.append("user resumed before this frame")
+        if f.fire is Level.FAILURE:
+            notes.append("on_failure actions (pause)")
+        elif f.fire is Level.WARNING:
+            notes.append("on_warning actions")
+        if f.level is previous and not notes:
+            continue
+        previous = f.level
+        print(f"  {f.n:>6} {f.t:>9.1f} {clock(f.t):>8}  {str(f.level):<8} {f.p:>6.3f} "
+              f"{f.ewm:>6.3f} {f.short:>6.3f} {f.long:>6.3f} {f.warn_at:>7.3f} {f.fail_at:>7.3f}"
+              f"  {'; '.join(notes)}", file=out)
+    print("", file=out)
+    warning, failure = result.first(Level.WARNING), result.first(Level.FAILURE)
+    pause = result.first_fire(Level.FAILURE)
+    print(f"first warning: {_when(result, warning) if warning else 'none'}", file=out)
+    print(f"first failure: {_when(result, failure) if failure else 'none'}", file=out)
+    if pause is not None and pause is not failure:
+        print(f"first pause:   {_when(result, pause)} (earlier failure frames fell within "
+              "resume_cooldown)", file=out)
+    elif failure is not None and pause is None:
+        print("first pause:   none (failure frames fell within resume_cooldown)", file=out)
+    if result.mismatches is not None:
+        if result.mismatches == 0:
+            print(f"levels: identical to what failwatch decided on all {len(frames)} recorded "
+                  "frames", file=out)
+        else:
+            print(f"levels: differ from what failwatch decided on {result.mismatches} of "
+                  f"{len(frames)} frames", file=out)

@@ -1,0 +1,111 @@
+"""Replay reproduces the daemon: a recording made by the real daemon, replayed, decides the same.
+
+The print has everything that carries state: a warm-up, a warning burst that
+dies down, a daemon restart mid-print, a pause, the user's resume (and its
+cooldown) and failure frames after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failwatch_moonraker.cli import main
+from failwatch_moonraker.config import load_config
+from failwatch_moonraker.daemon import Daemon
+from failwatch_moonraker.policy import Level
+from failwatch_moonraker.record import file_stem, read_recording
+from failwatch_moonraker.replay import make_settings, replay
+from sim.daemon_config import config_for, seed_established_printer
+from sim.harness import SimPrinter
+
+pytestmark = pytest.mark.usefixtures("require_moonraker")
+
+
+def pattern(frame: int, print_id: str) -> float:
+    """Quiet with a little texture, a burst that warns, then spaghetti."""
+    if 30 <= frame < 35:
+        return 1.2
+    if frame >= 50:
+        return 2.5 + 0.1 * (frame % 3)
+    return 0.02 + 0.01 * (frame % 4)
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: Path) -> AsyncIterator[Daemon]:
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.client.ready.wait(), 15)
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.05)
+
+
+async def test_replay_gives_exactly_the_daemons_levels(tmp_path: Path) -> None:
+    folder = tmp_path / "recordings"
+    async with SimPrinter() as printer:
+        printer.predictor.score = pattern
+        seed_established_printer(tmp_path, long_mean=0.03)
+        cfg = config_for(printer, tmp_path / "failwatch.cfg",
+                         record={"enabled": True, "path": str(folder)},
+                         detection={"resume_cooldown": 1.0, "warning_cooldown": 0.5,
+                                    "safe_frames": 3, "interval": 0.1})
+        async with running(cfg) as daemon:
+            job = await printer.start_print("benchy.gcode")
+            assert job is not None
+            await wait_until(lambda: daemon.session.stats.prediction_num >= 20, 10, "20 frames")
+        async with running(cfg) as daemon:  # a restart mid-print
+            await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
+            await printer.klippy.wait_for_print_state("paused", timeout=5)
+            await wait_until(lambda: daemon.session.print_state == "paused", 5, "daemon sees it")
+            paused_at = daemon.session.stats.prediction_num
+            await printer.moonraker_call("printer.print.resume")
+            await wait_until(lambda: daemon.session.stats.prediction_num >= paused_at + 10, 10,
+                             "frames after the resume")
+    rec = read_recording(folder / f"{file_stem(job['job_id'])}.jsonl")
+    assert rec.restarts == 1
+    assert sum(f.resumed_at is not None for f in rec.frames) == 1
+    recorded = [f.level for f in rec.frames]
+    assert {"ok", "warning", "failure"} <= set(recorded)
+    burst = recorded.index("warning")
+    assert burst < 45 and "ok" in recorded[burst:45]  # the burst warned, then it was quiet
+    result = replay(rec, make_settings(rec.params, {}), follow=True)
+    assert [str(f.level) for f in result.frames] == recorded
+    assert result.mismatches == 0
+    assert [str(f.fire) if f.fire else None for f in result.frames] == \
+        [f.fire for f in rec.frames]
+    for mine, theirs in zip(result.frames, rec.frames, strict=True):
+        assert theirs.stats is not None
+        assert (mine.n, mine.ewm, mine.short, mine.long) == (
+            theirs.stats["prediction_num"], theirs.stats["ewm_mean"],
+            theirs.stats["rolling_mean_short"], theirs.stats["rolling_mean_long"])
+    # failure frames right after the resume were held back by resume_cooldown
+    resumed = next(i for i, f in enumerate(rec.frames) if f.resumed_at is not None)
+    assert rec.frames[resumed].level == "failure" and rec.frames[resumed].fire != "failure"
+    assert [f.fire for f in result.frames].count(Level.FAILURE) == 1
+
+    # the command line says the same
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["replay", str(rec.path)]) == 0
+    text = out.getvalue()
+    assert f"levels: identical to what failwatch decided on all {len(rec.frames)}" in text
+    first_failure = next(f for f in result.frames if f.level is Level.FAILURE)
+    assert f"first failure: frame {first_failure.n} at" in text

@@ -1,0 +1,163 @@
+"""tune: the vectorised search equals the daemon's code frame by frame, and finds good settings."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageStat
+
+from failwatch_moonraker.cli import main
+from failwatch_moonraker.record import Recording, write_recording
+from failwatch_moonraker.replay import make_settings
+from failwatch_moonraker.tune import (
+    TuneError,
+    expand_grid,
+    first_pauses,
+    first_pauses_plain,
+    load_grid,
+    load_labels,
+    make_batch,
+)
+from sim.recordings import failure_time, synthetic_print
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def varied_prints() -> list[Recording]:
+    """Different lengths, a resume, a recording that began mid-print, a brand-new printer."""
+    prints = [
+        synthetic_print(1, 150, failure_frame=80, level=1.0),
+        synthetic_print(2, 120, bursts=3, burst_level=0.8),
+        synthetic_print(3, 90, failure_frame=40, level=0.7),
+        synthetic_print(4, 150, failure_frame=100, level=1.6, lifetime=0, long_mean=0.0),
+    ]
+    resumed = synthetic_print(5, 140, failure_frame=60, level=1.4)
+    resumed.frames[75].resumed_at = resumed.frames[75].t - 2.0
+    prints.append(resumed)
+    mid = synthetic_print(6, 130, failure_frame=50, level=1.1)
+    mid.stats.update(prediction_num=40, ewm_mean=0.05, rolling_mean_short=0.04, p=0.03)
+    prints.append(mid)
+    return prints
+
+
+def test_vectorised_equals_the_plain_loop_exactly() -> None:
+    grid = {
+        "sensitivity": [0.8, 1.6],
+        "ewm_span": [4, 12],
+        "short_window": [5, 310],
+        "long_window": [50, 7200],
+        "threshold_low": [0.2, 0.38],
+        "threshold_high": [0.5, 0.78],
+        "short_multiple": [2.0, 3.8],
+        "escalating_factor": [1.0, 1.75],
+        "safe_frames": [0, 30],
+        "resume_cooldown": [0, 600],
+    }
+    sets, skipped = expand_grid(grid, make_settings({}, {}))
+    assert len(sets) == 1024 and skipped == 0
+    sets = sets[::2]  # half of them keeps the plain loop quick; every key still varies
+    prints = varied_prints()
+    fast = first_pauses(make_batch(prints), sets)
+    slow = first_pauses_plain(prints, sets)
+    assert fast.shape == (len(sets), len(prints))
+    np.testing.assert_array_equal(fast, slow)
+    # a meaningful comparison: pauses and non-pauses, at many different frames
+    assert (fast == -1).any() and (fast >= 0).any() and len(np.unique(fast)) > 20
+
+
+def test_vectorised_equals_the_plain_loop_on_the_default_grid() -> None:
+    prints = [synthetic_print(20 + i, 200, failure_frame=120 if i % 2 else None, level=0.8,
+                              bursts=3, burst_level=0.9) for i in range(4)]
+    sets, _ = expand_grid(load_grid(None), make_settings({}, {}))
+    chosen = sets[::5]
+    np.testing.assert_array_equal(first_pauses(make_batch(prints), chosen),
+                                  first_pauses_plain(prints, chosen))
+
+
+def labelled_set(folder: Path) -> Path:
+    """Good prints with bursts the defaults pause on; failures of different strengths."""
+    lines = []
+    for i in range(10):
+        failing = i % 3 == 0
+        rec = synthetic_print(200 + i, 500, failure_frame=300 if failing else None,
+                              level=1.2 + 0.1 * i, bursts=3, burst_level=1.4)
+        write_recording(folder / f"p{i}.jsonl", rec)
+        lines.append(f"p{i}.jsonl: {failure_time(rec, 300) if failing else 'good'}")
+    labels = folder / "labels.yaml"
+    labels.write_text("\n".join(lines) + "\n")
+    return labels
+
+
+def test_tune_finds_settings_that_separate_the_prints(tmp_path: Path) -> None:
+    labels = labelled_set(tmp_path)
+    code, out, err = run_cli("tune", str(labels), "--max-delay", "300", "--top", "3")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("1 ", "now "))]
+    best, now = rows[0], rows[1]
+    assert best[1:6] == ["0", "of", "10", "4", "of"]  # no false pause, all 4 failures caught
+    assert now[1] != "0"  # the defaults pause some good print here
+    assert "[detection]\nsensitivity: " in out and "ewm_span: " in out
+    assert "p0.jsonl: failure began 3010 s, paused at" in out
+
+
+def test_tune_plots_the_chosen_settings(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    labels = labelled_set(tmp_path)
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("sensitivity: [0.5, 1.0]\nthreshold_low: 0.38\nthreshold_high: [0.78]\n"
+                    "short_multiple: 3.8\nescalating_factor: [1.75, 2.5]\newm_span: 12\n")
+    code, out, err = run_cli("tune", str(labels), "--grid", str(grid),
+                             "--plot", str(tmp_path / "plots"))
+    assert code == 0, err
+    assert "4 settings" in out
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert len(pngs) == 10
+    with Image.open(pngs[0]) as image:
+        assert image.size == (1200, 675)
+        assert ImageStat.Stat(image.convert("L")).stddev[0] > 10
+
+
+def test_labels_take_good_seconds_or_an_iso_time(tmp_path: Path) -> None:
+    rec = synthetic_print(30, 50)
+    write_recording(tmp_path / "a.jsonl", rec)
+    write_recording(tmp_path / "b.jsonl", rec)
+    write_recording(tmp_path / "c.jsonl", rec)
+    iso = dt.datetime.fromtimestamp(rec.start_time + 120).isoformat()
+    (tmp_path / "l.yaml").write_text(f"a.jsonl: good\nb.jsonl: 250\nc.jsonl: '{iso}'\n")
+    labels = load_labels(tmp_path / "l.yaml")
+    assert [lab.failure_at for lab in labels] == [None, 250.0, pytest.approx(120.0)]
+    (tmp_path / "bad.yaml").write_text("a.jsonl: failed\n")
+    with pytest.raises(TuneError, match="a.jsonl: expected 'good', the seconds"):
+        load_labels(tmp_path / "bad.yaml")
+    (tmp_path / "missing.yaml").write_text("nope.jsonl: good\n")
+    with pytest.raises(TuneError, match="nope.jsonl: no such file"):
+        load_labels(tmp_path / "missing.yaml")
+
+
+def test_grid_files_are_checked(tmp_path: Path) -> None:
+    grid = tmp_path / "g.yaml"
+    grid.write_text("sensitivity: [1.0, 1.5]\nsafe_frames: 10\n")
+    loaded = load_grid(grid)
+    assert loaded["sensitivity"] == [1.0, 1.5] and loaded["safe_frames"] == [10]
+    assert loaded["ewm_span"] == [8, 12, 16]  # the default grid for the rest
+    grid.write_text("sensitivty: [1]\n")
+    with pytest.raises(TuneError, match="unknown setting 'sensitivty'; allowed: sensitivity"):
+        load_grid(grid)
+    grid.write_text("warning_cooldown: [1]\n")
+    with pytest.raises(TuneError, match="warning_cooldown never changes"):
+        load_grid(grid)
+    with pytest.raises(TuneError, match="sensitivity: must be a number <= 5"):
+        expand_grid({"sensitivity": [1.0, 8]}, make_settings({}, {}))
+    sets, skipped = expand_grid({"threshold_low": [0.3, 0.9], "threshold_high": [0.5, 1.0]},
+                                make_settings({}, {}))
+    assert len(sets) == 3 and skipped == 1
