@@ -708,7 +708,8 @@ level: chatty
             f"{P}: [logging] level: must be one of: DEBUG, INFO, WARNING, ERROR; got 'chatty'",
             f"{P}: [camera] snapshoturl: unknown option; did you mean 'snapshot_url'?",
             f"{P}: [extra]: unknown section; known sections: [moonraker], [camera], "
-            "[predictor], [detection], [actions], [state], [logging], [snapshots], [notify], [record]",
+            "[predictor], [detection], [actions], [state], [logging], [snapshots], [notify], "
+            "[record]",
         ]
     )
 
