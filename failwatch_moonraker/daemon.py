@@ -53,7 +53,7 @@ from failwatch_moonraker.moonraker import (
     console_via_unix_socket,
 )
 from failwatch_moonraker.notify import Event, Notifier
-from failwatch_moonraker.policy import BufferParams, Level, PolicyParams
+from failwatch_moonraker.policy import Level
 from failwatch_moonraker.predictors import (
     AuthError,
     BadRequest,
@@ -66,8 +66,13 @@ from failwatch_moonraker.predictors import (
     start_predictor,
 )
 from failwatch_moonraker.record import Recorder
-from failwatch_moonraker.session import ACTIVE_STATES, FrameOutcome, SessionParams, WatchSession
-from failwatch_moonraker.stats import StatsParams
+from failwatch_moonraker.session import (
+    ACTIVE_STATES,
+    FrameOutcome,
+    SessionParams,
+    WatchSession,
+    params_from_detection,
+)
 from failwatch_moonraker.store import StateStore
 
 log = logging.getLogger("failwatch")
@@ -84,23 +89,7 @@ TEST_PRINT_ID = "failwatch-test"
 
 
 def session_params(config: Config) -> SessionParams:
-    d = config.detection
-    return SessionParams(
-        stats=StatsParams(d.ewm_span, d.short_window, d.long_window),
-        policy=PolicyParams(
-            sensitivity=d.sensitivity,
-            threshold_low=d.threshold_low,
-            threshold_high=d.threshold_high,
-            short_multiple=d.short_multiple,
-            escalating_factor=d.escalating_factor,
-            safe_frames=d.safe_frames,
-            kind=d.policy,
-            buffer=BufferParams(d.buffer_confidence, d.buffer_length, d.buffer_percent,
-                                d.buffer_warning_percent),
-        ),
-        resume_cooldown=d.resume_cooldown,
-        warning_cooldown=d.warning_cooldown,
-    )
+    return params_from_detection(config.detection)
 
 
 def merge_status(status: dict[str, dict[str, Any]], diff: dict[str, Any]) -> None:
@@ -604,7 +593,6 @@ class Daemon:
     async def _fire(self, outcome: FrameOutcome, prediction: Prediction, jpeg: bytes) -> None:
         """Act first (the pause must not wait for pictures), then tell the user."""
         cfg = self.config.actions
-        stats = self.session.stats
         heaters = self.status.get("heaters", {}).get("available_heaters")
         failure = outcome.fire is Level.FAILURE
         if failure:
@@ -631,7 +619,7 @@ class Daemon:
             self._notify_others(str(outcome.fire), message, prediction, jpeg, saved)
         paused = any(r.action == "pause" and r.ok for r in results)
         if paused:
-            reason = f"Failure score {prediction.p:.2f} ({stats.summary()})."
+            reason = f"Failure score {prediction.p:.2f} ({self.session.summary()})."
             with contextlib.suppress(MoonrakerError):
                 await self.actions.gcode(failure_dialog(reason, saved.link if saved else "",
                                                         self.macros_available))
@@ -645,7 +633,7 @@ class Daemon:
                              level: str) -> SavedSnapshot | None:
         if not self.config.snapshots.enabled or not jpeg:
             return None
-        caption = f"failwatch {level}: p={prediction.p:.2f}  {self.session.stats.summary()}"
+        caption = f"failwatch {level}: p={prediction.p:.2f}  {self.session.summary()}"
         name = f"{level}-{self.session.print_id or 'test'}"
         saved = await asyncio.to_thread(self.snapshots.save, jpeg, prediction.detections,
                                         caption, name)
@@ -783,7 +771,7 @@ class Daemon:
             what = f"ignoring print {s.print_id} (FAILWATCH_IGNORE_PRINT)"
         else:
             what = (f"print {s.print_id} {s.print_state}: level {s.level}, "
-                    f"{s.stats.summary()}")
+                    f"{s.summary()}")
         camera = self.camera.source.url if self.camera and self.camera.source else "no camera"
         return f"{head}, {what}; {sens}; camera {camera}"
 

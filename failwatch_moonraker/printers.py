@@ -181,18 +181,21 @@ def build_printers(
                             f"[{states[state]}]; each printer needs its own")
         states.setdefault(state, section)
         printer = dataclasses.replace(config, name=name, printers=(), **built)
-        printers.append(_own_recordings(_named_notifications(printer, name, data), name))
+        printers.append(_own_folders(_named_notifications(printer, name, data), name))
     return dataclasses.replace(config, printers=tuple(printers))
 
 
-def _own_recordings(printer: _cfg.Config, name: str) -> _cfg.Config:
+def _own_folders(printer: _cfg.Config, name: str) -> _cfg.Config:
     """Recordings are named by Moonraker's job id, which every printer counts on its own
-    (000001, 000002, ...): each printer records into a subfolder NAME of [record] path."""
-    record = getattr(printer, "record", None)
-    if record is None or not hasattr(record, "path") or not record.path:
-        return printer
-    return dataclasses.replace(
-        printer, record=dataclasses.replace(record, path=str(Path(record.path) / name)))
+    (000001, 000002, ...): each printer records into a subfolder NAME of [record] path.
+    The annotated snapshots likewise: one folder each, so each printer's retention caps
+    apply to its own pictures."""
+    changes: dict[str, Any] = {}
+    for section in ("record", "snapshots"):
+        value = getattr(printer, section, None)
+        if value is not None and value.path:
+            changes[section] = dataclasses.replace(value, path=str(Path(value.path) / name))
+    return dataclasses.replace(printer, **changes)
 
 
 def _named_notifications(printer: _cfg.Config, name: str,

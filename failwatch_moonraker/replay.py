@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from failwatch_moonraker.config import ConfigError, DetectionConfig, detection_from
-from failwatch_moonraker.policy import Level, PolicyParams, warning_threshold
+from failwatch_moonraker.policy import Level, warning_threshold
 from failwatch_moonraker.record import Recording
-from failwatch_moonraker.session import SessionParams, WatchSession
-from failwatch_moonraker.stats import StatsParams
+from failwatch_moonraker.session import SessionParams, WatchSession, params_from_detection
 
 #: The [detection] options replay and tune understand (``interval`` is the camera's).
 SETTINGS = (
@@ -90,20 +89,8 @@ def settings_dict(d: DetectionConfig) -> dict[str, float | int]:
 
 
 def session_params(d: DetectionConfig) -> SessionParams:
-    """The session parameters for [detection] settings (as the daemon builds them)."""
-    return SessionParams(
-        stats=StatsParams(d.ewm_span, d.short_window, d.long_window),
-        policy=PolicyParams(
-            sensitivity=d.sensitivity,
-            threshold_low=d.threshold_low,
-            threshold_high=d.threshold_high,
-            short_multiple=d.short_multiple,
-            escalating_factor=d.escalating_factor,
-            safe_frames=d.safe_frames,
-        ),
-        resume_cooldown=d.resume_cooldown,
-        warning_cooldown=d.warning_cooldown,
-    )
+    """The session parameters for [detection] settings, exactly as the daemon builds them."""
+    return params_from_detection(d)
 
 
 @dataclass(slots=True)

@@ -21,10 +21,20 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from failwatch_moonraker.policy import Level, PolicyParams, decide, decide_buffer, defective_count
+from failwatch_moonraker.policy import (
+    BufferParams,
+    Level,
+    PolicyParams,
+    decide,
+    decide_buffer,
+    defective_count,
+)
 from failwatch_moonraker.stats import StatsParams, TemporalStats
+
+if TYPE_CHECKING:
+    from failwatch_moonraker.config import DetectionConfig
 
 ACTIVE_STATES = frozenset({"printing", "paused"})
 
@@ -213,3 +223,23 @@ class WatchSession:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 setattr(session, name, float(value))
         return session
+
+
+def params_from_detection(d: DetectionConfig) -> SessionParams:
+    """The core's parameters from a [detection] section: the daemon, replay and tune share it."""
+    return SessionParams(
+        stats=StatsParams(d.ewm_span, d.short_window, d.long_window),
+        policy=PolicyParams(
+            sensitivity=d.sensitivity,
+            threshold_low=d.threshold_low,
+            threshold_high=d.threshold_high,
+            short_multiple=d.short_multiple,
+            escalating_factor=d.escalating_factor,
+            safe_frames=d.safe_frames,
+            kind=d.policy,
+            buffer=BufferParams(d.buffer_confidence, d.buffer_length, d.buffer_percent,
+                                d.buffer_warning_percent),
+        ),
+        resume_cooldown=d.resume_cooldown,
+        warning_cooldown=d.warning_cooldown,
+    )

@@ -196,6 +196,7 @@ class SimPrinter:
         """
         if not (self.gcodes_dir / name).exists():
             self.write_gcode(name)
+        await self.wait_print_tracked(timeout)
         if self.klippy.status["print_stats"]["state"] != self.klippy.pushed_print_state:
             # e.g. a cancel just before: let Moonraker see it, or it would miss the new job
             await self.klippy.wait_for_tick()
@@ -209,6 +210,28 @@ class SimPrinter:
             and job.get("status") == "in_progress",
             timeout=timeout,
         )
+
+    async def wait_print_tracked(self, timeout: float = 10.0) -> None:
+        """Wait until Moonraker follows print_stats at Klippy.
+
+        ``server.info`` says "ready" a moment before Moonraker's job tracking has
+        subscribed print_stats; a print started in that moment is seen as already
+        running and gets no history job (as on a real printer). On a loaded machine
+        that moment is long enough to hit.
+        """
+        def tracked() -> bool:
+            for method, params in reversed(self.klippy.requests):
+                if method == "objects/subscribe":
+                    return "print_stats" in (params.get("objects") or {})
+            return False
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not tracked():
+            if loop.time() >= deadline:
+                raise TimeoutError("Moonraker did not subscribe print_stats at Klippy "
+                                   f"within {timeout:.1f}s")
+            await asyncio.sleep(0.02)
 
     async def _latest_job_id(self) -> str | None:
         result = await self.moonraker_call("server.history.list", {"limit": 1, "order": "desc"})

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from failwatch_moonraker.daemon import Daemon
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "",
@@ -15,3 +20,24 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: 
         if loop.time() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what or predicate}")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(cfg: Path, *, ready: bool = True) -> AsyncIterator[Daemon]:
+    """The daemon of ``cfg`` running in this loop; stopped (and awaited) on the way out.
+
+    With ``ready`` it waits until the daemon is connected to Moonraker; without, for a
+    daemon that is expected not to get through.
+    """
+    from failwatch_moonraker.config import load_config
+    from failwatch_moonraker.daemon import Daemon
+
+    daemon = Daemon(load_config(cfg))
+    task = asyncio.create_task(daemon.run())
+    try:
+        if ready:
+            await asyncio.wait_for(daemon.client.ready.wait(), 15)
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 10)

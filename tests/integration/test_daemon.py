@@ -7,19 +7,16 @@ printer, the console lines, the log lines, the print state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from failwatch_moonraker.config import load_config
-from failwatch_moonraker.daemon import Daemon
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
-from sim.waits import wait_until
+from sim.waits import running_daemon, wait_until
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
@@ -32,16 +29,6 @@ def fails_after(quiet_frames: int) -> Callable[[int, str], float]:
     return lambda frame, print_id: QUIET if frame < quiet_frames else BAD
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.client.ready.wait(), 15)
-        yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 5)
 
 
 
@@ -55,7 +42,7 @@ async def test_healthy_print_is_watched_and_never_paused(tmp_path: Path,
     caplog.set_level(logging.INFO)
     async with SimPrinter() as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
-        async with running(cfg):
+        async with running_daemon(cfg):
             job = await printer.start_print("benchy.gcode")
             assert job is not None
             await printer.predictor.wait_for_requests(20, timeout=20)
@@ -75,7 +62,7 @@ async def test_failure_mid_print_pauses_turns_heaters_off_and_says_why(tmp_path:
     async with SimPrinter() as printer:
         printer.predictor.score = fails_after(8)
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.moonraker_call("printer.gcode.script",
                                          {"script": "M104 S215\nM140 S60"})
             await printer.start_print("benchy.gcode")
@@ -102,7 +89,7 @@ async def test_paused_print_is_not_scored_and_user_resume_is_respected(tmp_path:
         printer.predictor.score = fails_after(8)
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          actions={"on_failure": "pause, notify"})
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.start_print("benchy.gcode")
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
             await printer.klippy.wait_for_print_state("paused", timeout=5)
@@ -128,7 +115,7 @@ async def test_heaters_off_delay_is_skipped_when_the_user_resumes(tmp_path: Path
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          actions={"on_failure": "pause, bed_off, notify",
                                   "heaters_off_delay": 1.5})
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.start_print("benchy.gcode")
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
             line = await printer.klippy.wait_for_console(r"Print failure detected", timeout=5)
@@ -145,7 +132,7 @@ async def test_heaters_off_delay_runs_while_still_paused(tmp_path: Path) -> None
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          actions={"on_failure": "pause, extruder_off, notify",
                                   "heaters_off_delay": 1.0})
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.moonraker_call("printer.gcode.script", {"script": "M104 S215"})
             await printer.start_print("benchy.gcode")
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
@@ -163,7 +150,7 @@ async def test_klippy_restart_mid_print_watching_goes_on(tmp_path: Path) -> None
     async with SimPrinter() as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
         seed_established_printer(tmp_path)
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.start_print("first.gcode")
             await printer.predictor.wait_for_requests(3, timeout=10)
             await printer.klippy.restart()
@@ -182,7 +169,7 @@ async def test_moonraker_restart_the_daemon_reconnects(tmp_path: Path,
     async with SimPrinter() as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
         seed_established_printer(tmp_path)
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await printer.start_print("benchy.gcode")
             await printer.predictor.wait_for_requests(3, timeout=10)
             await printer.mr.restart()
@@ -211,7 +198,7 @@ async def test_camera_faults_never_pause_and_watching_resumes(
                          camera={"snapshot_url": printer.camera.url, "timeout": 1.0},
                          detection={"safe_frames": 0})
         printer.camera.mode = mode
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await printer.start_print("benchy.gcode")
             await asyncio.sleep(3.0)
             assert printer.predictor.requests == []
@@ -242,7 +229,7 @@ async def test_predictor_faults_never_pause(tmp_path: Path, caplog: pytest.LogCa
         printer.predictor.retry_after = 1
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          predictor={"timeout": 1.0}, detection={"safe_frames": 0})
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await printer.start_print("benchy.gcode")
             await printer.predictor.wait_for_requests(2, timeout=15)
             assert not gcode(printer, "PAUSE")
@@ -260,7 +247,7 @@ async def test_predictor_401_tells_the_user_and_backs_off(tmp_path: Path,
     async with SimPrinter() as printer:
         printer.predictor.mode = "401"
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.start_print("benchy.gcode")
             line = await printer.klippy.wait_for_console(r"refused the credentials", timeout=10)
             await asyncio.sleep(1.5)
@@ -279,14 +266,14 @@ async def test_moonraker_api_key(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         assert printer.api_key
         # without the key: a clear log line and a console message, no crash
         cfg = config_for(printer, tmp_path / "nokey.cfg", with_api_key=False)
-        async with running_unready(cfg) as daemon:
+        async with running_daemon(cfg, ready=False) as daemon:
             await wait_until(lambda: "requires authorization" in caplog.text, 10, "auth error")
             line = await printer.klippy.wait_for_console(r"failwatch: Moonraker requires", 10)
             assert "[moonraker] api_key" in line
             assert not daemon.client.ready.is_set()
         # with the key: watching works
         cfg = config_for(printer, tmp_path / "key.cfg")
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.start_print("benchy.gcode")
             await printer.predictor.wait_for_requests(2, timeout=10)
     assert printer.api_key not in caplog.text
@@ -297,27 +284,17 @@ async def test_wrong_api_key_is_named(tmp_path: Path, caplog: pytest.LogCaptureF
     async with SimPrinter(require_api_key=True) as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          moonraker={"api_key": "0123456789abcdef0123456789abcdef"})
-        async with running_unready(cfg):
+        async with running_daemon(cfg, ready=False):
             await wait_until(lambda: "refused the api_key" in caplog.text, 10, "auth error")
         assert "0123456789abcdef0123456789abcdef" not in caplog.text
 
 
-@contextlib.asynccontextmanager
-async def running_unready(cfg: Path) -> AsyncIterator[Daemon]:
-    """A daemon expected not to get through to Moonraker."""
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 5)
 
 
 async def test_restart_mid_print_resumes_the_statistics(tmp_path: Path) -> None:
     async with SimPrinter() as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             job = await printer.start_print("benchy.gcode")
             assert job is not None
             await wait_until(lambda: daemon.session.stats.prediction_num >= 5, 10, "5 frames")
@@ -326,7 +303,7 @@ async def test_restart_mid_print_resumes_the_statistics(tmp_path: Path) -> None:
         assert saved["print_id"] == job["job_id"]
         frames = saved["stats"]["prediction_num"]
         assert frames >= 5 and saved["stats"]["prediction_num_lifetime"] == frames
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await wait_until(lambda: daemon.session.stats.prediction_num > frames, 10, "resume")
             assert daemon.session.print_id == job["job_id"]
             assert daemon.session.stats.prediction_num_lifetime == \
@@ -336,7 +313,7 @@ async def test_restart_mid_print_resumes_the_statistics(tmp_path: Path) -> None:
 async def test_print_end_resets_print_stats_keeps_lifetime(tmp_path: Path) -> None:
     async with SimPrinter() as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg")
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await printer.start_print("one.gcode")
             await wait_until(lambda: daemon.session.stats.prediction_num >= 3, 10, "frames")
             await printer.moonraker_call("printer.print.cancel")

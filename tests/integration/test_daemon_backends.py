@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from failwatch_moonraker.config import load_config
-from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.predictors.ml_api import ObicoMLAPIPredictor
 from sim.daemon_config import config_for
 from sim.harness import SimPrinter
 from sim.ml_api import FakeMLAPI
 from sim.printwatch import FakePrintWatch
+from sim.waits import running_daemon
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.client.ready.wait(), 15)
-        yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 5)
 
 
 def pauses(printer: SimPrinter) -> list[str]:
@@ -45,7 +31,7 @@ async def test_ml_api_backend_serves_frames_and_pauses_a_failure(tmp_path: Path)
         cfg = config_for(printer, tmp_path / "failwatch.cfg", predictor={
             "backend": "obico_ml_api", "url": ml.url, "access_token": "ml-secret",
             "image_bind": "127.0.0.1", "image_port": 0})
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             predictor = daemon.predictor
             assert isinstance(predictor, ObicoMLAPIPredictor)
             server = predictor.server
@@ -81,7 +67,7 @@ async def test_printwatch_backend_with_the_buffer_policy(tmp_path: Path,
                          detection={"policy": "buffer", "buffer_length": 5,
                                     "buffer_percent": 60, "buffer_warning_percent": 40,
                                     "safe_frames": 0})
-        async with running(cfg):
+        async with running_daemon(cfg):
             await printer.start_print("benchy.gcode")
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
             line = await printer.klippy.wait_for_console(r"Print failure detected", timeout=5)

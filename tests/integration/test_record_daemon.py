@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from failwatch_moonraker.config import load_config
-from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.record import FORMAT, file_stem
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
+from sim.waits import running_daemon, wait_until
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
@@ -24,25 +20,8 @@ QUIET = 0.02
 BAD = 3.0
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.client.ready.wait(), 15)
-        yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 10)
 
 
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -61,7 +40,7 @@ async def test_a_watched_print_is_recorded_frame_by_frame(tmp_path: Path) -> Non
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          record={"enabled": True, "path": str(folder), "frames": True},
                          notify={"printer_name": "voron-sim"})
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             job = await printer.start_print("benchy.gcode")
             assert job is not None
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
@@ -108,12 +87,12 @@ async def test_a_restart_mid_print_appends_to_the_same_recording(tmp_path: Path)
     async with SimPrinter() as printer:
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          record={"enabled": True, "path": str(folder)})
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             job = await printer.start_print("benchy.gcode")
             assert job is not None
             await wait_until(lambda: daemon.session.stats.prediction_num >= 5, 10, "5 frames")
         before = daemon.session.stats.prediction_num
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await wait_until(lambda: daemon.session.stats.prediction_num >= before + 5, 10,
                              "5 more frames")
     files = list(folder.glob("*.jsonl"))
@@ -140,7 +119,7 @@ async def test_an_unwritable_folder_is_reported_once_and_watching_goes_on(
         seed_established_printer(tmp_path)
         cfg = config_for(printer, tmp_path / "failwatch.cfg",
                          record={"enabled": True, "path": str(blocker), "frames": True})
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             await printer.start_print("benchy.gcode")
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
             assert daemon.frames >= 12

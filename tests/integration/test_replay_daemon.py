@@ -7,23 +7,19 @@ cooldown) and failure frames after it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from failwatch_moonraker.cli import main
-from failwatch_moonraker.config import load_config
-from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.policy import Level
 from failwatch_moonraker.record import file_stem, read_recording
 from failwatch_moonraker.replay import make_settings, replay
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
+from sim.waits import running_daemon, wait_until
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
@@ -37,25 +33,8 @@ def pattern(frame: int, print_id: str) -> float:
     return 0.02 + 0.01 * (frame % 4)
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.client.ready.wait(), 15)
-        yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 10)
 
 
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 async def test_replay_gives_exactly_the_daemons_levels(tmp_path: Path) -> None:
@@ -67,11 +46,11 @@ async def test_replay_gives_exactly_the_daemons_levels(tmp_path: Path) -> None:
                          record={"enabled": True, "path": str(folder)},
                          detection={"resume_cooldown": 1.0, "warning_cooldown": 0.5,
                                     "safe_frames": 3, "interval": 0.1})
-        async with running(cfg) as daemon:
+        async with running_daemon(cfg) as daemon:
             job = await printer.start_print("benchy.gcode")
             assert job is not None
             await wait_until(lambda: daemon.session.stats.prediction_num >= 20, 10, "20 frames")
-        async with running(cfg) as daemon:  # a restart mid-print
+        async with running_daemon(cfg) as daemon:  # a restart mid-print
             await printer.klippy.wait_for_gcode(r"^PAUSE$", timeout=20)
             await printer.klippy.wait_for_print_state("paused", timeout=5)
             await wait_until(lambda: daemon.session.print_state == "paused", 5, "daemon sees it")
