@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Sized
 
 from aiohttp import web
 
@@ -78,3 +79,28 @@ class LocalHTTPServer:
         if runner is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(runner.cleanup(), 5.0)
+
+
+class Arrivals:
+    """Wakes whoever waits for a fake's requests; one per fake server."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._event = asyncio.Event()
+
+    def note(self) -> None:
+        """A request was recorded: wake the waiters."""
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait_for(self, requests: Sized, count: int, timeout: float) -> None:
+        """Wait until ``requests`` holds at least ``count`` entries."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(requests) < count:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.what} got {len(requests)} requests, wanted {count}, "
+                                   f"within {timeout:.1f}s")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._event.wait(), remaining)

@@ -17,7 +17,6 @@ time after the first download, to prove a one-time URL is really gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,7 @@ import aiohttp
 from aiohttp import web
 from PIL import Image
 
-from sim._http import LocalHTTPServer
+from sim._http import Arrivals, LocalHTTPServer
 from sim.predictor import split_detections
 
 __all__ = ["FakeMLAPI"]
@@ -47,7 +46,7 @@ class FakeMLAPI:
         self.frames = 0
         self._client: aiohttp.ClientSession | None = None
         self._released = asyncio.Event()
-        self._arrived = asyncio.Event()
+        self._arrivals = Arrivals("ML server")
         app = web.Application()
         app.router.add_get("/p/", self._predict)
         app.router.add_get("/hc/", self._health)
@@ -76,15 +75,7 @@ class FakeMLAPI:
         await self.stop()
 
     async def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.requests) < count:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"ML server got {len(self.requests)} requests, "
-                                   f"wanted {count}, within {timeout:.1f}s")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+        await self._arrivals.wait_for(self.requests, count, timeout)
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok" if self.healthy else "error")
@@ -119,8 +110,7 @@ class FakeMLAPI:
             "status": None,
         }
         self.requests.append(record)
-        arrived, self._arrived = self._arrived, asyncio.Event()
-        arrived.set()
+        self._arrivals.note()
         response = await self._respond(record)
         record["status"] = response.status
         return response

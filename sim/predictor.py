@@ -10,7 +10,6 @@ frame, and ``mode`` forces the error answers a client must cope with.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import random
 import time
@@ -22,7 +21,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
-from sim._http import LocalHTTPServer
+from sim._http import Arrivals, LocalHTTPServer
 
 __all__ = ["FakeObicoPredictor", "PREDICT_PATH"]
 
@@ -111,7 +110,7 @@ class FakeObicoPredictor:
         self._long: deque[float] = deque(maxlen=LONG_WINDOW)
         self._lifetime = 0
         self._released = asyncio.Event()
-        self._arrived = asyncio.Event()
+        self._arrivals = Arrivals("predictor")
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post(PREDICT_PATH, self._predict)
         self._http = LocalHTTPServer(app, port=port)
@@ -152,17 +151,7 @@ class FakeObicoPredictor:
 
     async def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
         """Wait until at least ``count`` requests have arrived."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.requests) < count:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"predictor got {len(self.requests)} requests, wanted {count}, "
-                    f"within {timeout:.1f}s"
-                )
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+        await self._arrivals.wait_for(self.requests, count, timeout)
 
     # ------------------------------------------------------------------ handler
 
@@ -193,8 +182,7 @@ class FakeObicoPredictor:
         if img_bytes is not None:
             record["img_size"] = len(img_bytes)
         self.requests.append(record)
-        arrived, self._arrived = self._arrived, asyncio.Event()
-        arrived.set()
+        self._arrivals.note()
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         response = await self._respond(record, img_bytes)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import io
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from PIL import Image
 
-from sim._http import LocalHTTPServer
+from sim._http import Arrivals, LocalHTTPServer
 
 __all__ = ["BOX_640", "FakePrintWatch", "INFER_PATH"]
 
@@ -45,7 +44,7 @@ class FakePrintWatch:
         self.requests: list[dict[str, Any]] = []
         self.frames: dict[str, int] = {}  # per ticket
         self._released = asyncio.Event()
-        self._arrived = asyncio.Event()
+        self._arrivals = Arrivals("PrintWatch")
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post(INFER_PATH, self._infer)
         self._http = LocalHTTPServer(app, port=port)
@@ -70,15 +69,7 @@ class FakePrintWatch:
         await self.stop()
 
     async def wait_for_requests(self, count: int, timeout: float = 10.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.requests) < count:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"PrintWatch got {len(self.requests)} requests, "
-                                   f"wanted {count}, within {timeout:.1f}s")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+        await self._arrivals.wait_for(self.requests, count, timeout)
 
     async def _infer(self, request: web.Request) -> web.Response:
         try:
@@ -92,8 +83,7 @@ class FakePrintWatch:
             record["body"] = {k: v for k, v in body.items() if k != "image_array"}
             record["img_size"] = len(str(body.get("image_array", "")))
         self.requests.append(record)
-        arrived, self._arrived = self._arrived, asyncio.Event()
-        arrived.set()
+        self._arrivals.note()
         response = await self._respond(body)
         record["status"] = response.status
         return response

@@ -6,32 +6,20 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from failwatch_moonraker import __version__
+from sim.cli_run import CLI, run_cli
 from sim.daemon_config import config_for
 from sim.harness import SimPrinter
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
-CLI = [sys.executable, "-m", "failwatch_moonraker"]
 
 
-async def run_cli(*args: str, timeout: float = 60.0) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_version_and_help() -> None:
