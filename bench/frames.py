@@ -26,7 +26,7 @@ def rss_mb() -> float:
 
 
 async def main(snapshot_url: str, predict_url: str, frames: int) -> dict[str, float]:
-    from failwatch_moonraker.camera import Camera, CameraSource
+    from failwatch_moonraker.camera.snapshot import Camera, CameraSource
     from failwatch_moonraker.config import parse_config
     from failwatch_moonraker.daemon import Daemon
     from failwatch_moonraker.predictors import create_predictor

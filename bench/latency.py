@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from failwatch_moonraker.config import load_config
+from failwatch_moonraker.core.stats import TemporalStats
 from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.predictors import Prediction
-from failwatch_moonraker.stats import TemporalStats
 from sim.daemon_config import config_for
 from sim.harness import SimPrinter
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from failwatch_moonraker.replay import make_settings
-from failwatch_moonraker.tune import first_pauses, first_pauses_plain, make_batch
+from failwatch_moonraker.tools.replay import make_settings
+from failwatch_moonraker.tools.tune import first_pauses, first_pauses_plain, make_batch
 from sim.recordings import synthetic_print
 
 

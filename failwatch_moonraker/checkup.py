@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from failwatch_moonraker.camera import (
+from failwatch_moonraker.camera.snapshot import (
     Camera,
     CameraError,
     pick_webcam,
@@ -21,13 +21,13 @@ from failwatch_moonraker.camera import (
 )
 from failwatch_moonraker.config import Config
 from failwatch_moonraker.daemon import Daemon
-from failwatch_moonraker.moonraker import AuthFailed, MoonrakerError
 from failwatch_moonraker.predictors import (
     PredictContext,
     PredictorError,
     create_predictor,
     start_predictor,
 )
+from failwatch_moonraker.printer.moonraker import AuthFailed, MoonrakerError
 
 CHECK_PRINT_ID = "failwatch-check"
 

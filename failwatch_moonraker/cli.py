@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common],
                    help="validate the config, reach Moonraker, the camera and the predictor "
                         "once, and print a report")
-    from failwatch_moonraker.tools_cli import add_commands  # replay, tune
+    from failwatch_moonraker.tools.cli import add_commands  # replay, tune
 
     add_commands(sub)
     return parser
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("replay", "tune"):  # offline tools: no failwatch.cfg needed
-        from failwatch_moonraker.tools_cli import run as run_tool
+        from failwatch_moonraker.tools.cli import run as run_tool
 
         return run_tool(args)
     try:

@@ -1,6 +1,6 @@
 """The watching daemon: Moonraker state in, frames through the predictor, actions out.
 
-All decisions live in :mod:`failwatch_moonraker.session`; this module only
+All decisions live in :mod:`failwatch_moonraker.core.session`; this module only
 moves data between the edges and keeps the schedule. Rules it enforces:
 frames are taken only while ``print_stats.state`` is ``printing`` and the
 print's id is known; a camera, predictor or network fault skips the frame
@@ -21,15 +21,8 @@ from typing import Any
 import aiohttp
 
 from failwatch_moonraker import __version__
-from failwatch_moonraker.actions import (
-    ActionRunner,
-    describe,
-    failure_dialog,
-    respond_script,
-    split_delayed,
-)
-from failwatch_moonraker.annotate import SavedSnapshot, SnapshotStore
-from failwatch_moonraker.camera import (
+from failwatch_moonraker.camera.annotate import SavedSnapshot, SnapshotStore
+from failwatch_moonraker.camera.snapshot import (
     Camera,
     CameraError,
     CameraSource,
@@ -39,21 +32,15 @@ from failwatch_moonraker.camera import (
     web_base_from_moonraker,
 )
 from failwatch_moonraker.config import Config
-from failwatch_moonraker.control import (
-    REMOTE_METHOD,
-    STATE_MACRO,
-    Command,
-    CommandError,
-    Settings,
-    parse_command,
-)
-from failwatch_moonraker.moonraker import (
-    MoonrakerClient,
-    MoonrakerError,
-    console_via_unix_socket,
+from failwatch_moonraker.core.policy import Level
+from failwatch_moonraker.core.session import (
+    ACTIVE_STATES,
+    FrameOutcome,
+    SessionParams,
+    WatchSession,
+    params_from_detection,
 )
 from failwatch_moonraker.notify import Event, Notifier
-from failwatch_moonraker.policy import Level
 from failwatch_moonraker.predictors import (
     AuthError,
     BadRequest,
@@ -65,15 +52,28 @@ from failwatch_moonraker.predictors import (
     create_predictor,
     start_predictor,
 )
-from failwatch_moonraker.record import Recorder
-from failwatch_moonraker.session import (
-    ACTIVE_STATES,
-    FrameOutcome,
-    SessionParams,
-    WatchSession,
-    params_from_detection,
+from failwatch_moonraker.printer.actions import (
+    ActionRunner,
+    describe,
+    failure_dialog,
+    respond_script,
+    split_delayed,
+)
+from failwatch_moonraker.printer.control import (
+    REMOTE_METHOD,
+    STATE_MACRO,
+    Command,
+    CommandError,
+    Settings,
+    parse_command,
+)
+from failwatch_moonraker.printer.moonraker import (
+    MoonrakerClient,
+    MoonrakerError,
+    console_via_unix_socket,
 )
 from failwatch_moonraker.store import StateStore
+from failwatch_moonraker.tools.record import Recorder
 
 log = logging.getLogger("failwatch")
 

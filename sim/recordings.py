@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from failwatch_moonraker.record import RecordedFrame, Recording
+from failwatch_moonraker.tools.record import RecordedFrame, Recording
 
 START = 1_700_000_000.0
 INTERVAL = 10.0

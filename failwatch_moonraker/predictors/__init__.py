@@ -46,13 +46,13 @@ def create_predictor(
 ) -> Predictor:
     """The backend ``config.backend``; ``detection`` feeds PrintWatch's buffer fields."""
     if config.backend == "obico":
-        from failwatch_moonraker.predictors.obico import ObicoPredictor
+        from failwatch_moonraker.predictors.remote.obico import ObicoPredictor
 
         return ObicoPredictor(
             session, config.url, config.serial_no, config.access_token, config.timeout
         )
     if config.backend == "obico_ml_api":
-        from failwatch_moonraker.predictors.ml_api import ObicoMLAPIPredictor
+        from failwatch_moonraker.predictors.remote.ml_api import ObicoMLAPIPredictor
 
         return ObicoMLAPIPredictor(
             session, config.url, config.access_token, config.timeout,
@@ -60,7 +60,7 @@ def create_predictor(
             bind=config.image_bind, port=config.image_port, image_url=config.image_url,
         )
     if config.backend == "printwatch":
-        from failwatch_moonraker.predictors.printwatch import PrintWatchPredictor
+        from failwatch_moonraker.predictors.remote.printwatch import PrintWatchPredictor
 
         extra: dict[str, Any] = {}
         if detection is not None:

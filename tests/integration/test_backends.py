@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from failwatch_moonraker import frameserver
 from failwatch_moonraker.config import parse_config
 from failwatch_moonraker.predictors import (
     AuthError,
@@ -27,8 +26,9 @@ from failwatch_moonraker.predictors import (
     create_predictor,
     start_predictor,
 )
-from failwatch_moonraker.predictors.ml_api import ObicoMLAPIPredictor
-from failwatch_moonraker.predictors.printwatch import PrintWatchPredictor, ticket_for
+from failwatch_moonraker.predictors.remote import frameserver
+from failwatch_moonraker.predictors.remote.ml_api import ObicoMLAPIPredictor
+from failwatch_moonraker.predictors.remote.printwatch import PrintWatchPredictor, ticket_for
 from sim.camera import FakeCamera, make_snapshot_jpeg
 from sim.ml_api import FakeMLAPI
 from sim.printwatch import BOX_640, FakePrintWatch

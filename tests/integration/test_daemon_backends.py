@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from failwatch_moonraker.predictors.ml_api import ObicoMLAPIPredictor
+from failwatch_moonraker.predictors.remote.ml_api import ObicoMLAPIPredictor
 from sim.daemon_config import config_for
 from sim.harness import SimPrinter
 from sim.ml_api import FakeMLAPI

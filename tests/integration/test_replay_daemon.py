@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from failwatch_moonraker.cli import main
-from failwatch_moonraker.policy import Level
-from failwatch_moonraker.record import file_stem, read_recording
-from failwatch_moonraker.replay import make_settings, replay
+from failwatch_moonraker.core.policy import Level
+from failwatch_moonraker.tools.record import file_stem, read_recording
+from failwatch_moonraker.tools.replay import make_settings, replay
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
 from sim.waits import running_daemon, wait_until

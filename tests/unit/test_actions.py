@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from failwatch_moonraker.actions import (
+from failwatch_moonraker.printer.actions import (
     ActionRunner,
     describe,
     heater_script,

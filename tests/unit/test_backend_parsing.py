@@ -10,8 +10,8 @@ from PIL import Image
 
 from failwatch_moonraker.predictors import BadRequest, BadResponse, RateLimited, Unavailable
 from failwatch_moonraker.predictors.imagesize import jpeg_size
-from failwatch_moonraker.predictors.ml_api import base_url, parse_detections
-from failwatch_moonraker.predictors.printwatch import convert_boxes, parse_answer, ticket_for
+from failwatch_moonraker.predictors.remote.ml_api import base_url, parse_detections
+from failwatch_moonraker.predictors.remote.printwatch import convert_boxes, parse_answer, ticket_for
 
 
 def jpeg(width: int, height: int, progressive: bool = False) -> bytes:

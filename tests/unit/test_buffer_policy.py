@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from failwatch_moonraker.policy import (
+from failwatch_moonraker.core.policy import (
     BufferParams,
     Level,
     PolicyParams,
     decide_buffer,
     defective_count,
 )
-from failwatch_moonraker.session import SessionParams, WatchSession
+from failwatch_moonraker.core.session import SessionParams, WatchSession
 
 D, C = 0.9, 0.1  # a defective and a clean frame at the default confidence 0.6
 TEN = PolicyParams(safe_frames=0, kind="buffer",

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from failwatch_moonraker.camera import (
+from failwatch_moonraker.camera.snapshot import (
     CameraSource,
     pick_webcam,
     resolve_url,

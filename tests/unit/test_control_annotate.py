@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from failwatch_moonraker.actions import failure_dialog
-from failwatch_moonraker.annotate import SnapshotStore, draw
-from failwatch_moonraker.control import Command, CommandError, Settings, parse_command
+from failwatch_moonraker.camera.annotate import SnapshotStore, draw
+from failwatch_moonraker.printer.actions import failure_dialog
+from failwatch_moonraker.printer.control import Command, CommandError, Settings, parse_command
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from failwatch_moonraker.predictors.base import BadResponse
-from failwatch_moonraker.predictors.obico import (
+from failwatch_moonraker.predictors.remote.obico import (
     ObicoPredictor,
     parse_response,
     parse_retry_after,

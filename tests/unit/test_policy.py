@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from failwatch_moonraker.policy import (
+from failwatch_moonraker.core.policy import (
     Level,
     PolicyParams,
     decide,
     is_failing,
     warning_threshold,
 )
-from failwatch_moonraker.stats import StatsParams, TemporalStats
+from failwatch_moonraker.core.stats import StatsParams, TemporalStats
 
 DEFAULT = PolicyParams()
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from failwatch_moonraker.config import RecordConfig, parse_config
+from failwatch_moonraker.core.session import SessionParams, WatchSession
+from failwatch_moonraker.core.stats import TemporalStats
 from failwatch_moonraker.predictors import Prediction
-from failwatch_moonraker.record import Recorder, read_recording
-from failwatch_moonraker.session import SessionParams, WatchSession
-from failwatch_moonraker.stats import TemporalStats
+from failwatch_moonraker.tools.record import Recorder, read_recording
 
 T0 = 1_750_000_000.0
 

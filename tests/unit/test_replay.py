@@ -10,9 +10,9 @@ import pytest
 from PIL import Image, ImageStat
 
 from failwatch_moonraker.cli import main
-from failwatch_moonraker.policy import Level
-from failwatch_moonraker.record import RecordedFrame, read_recording, write_recording
-from failwatch_moonraker.replay import (
+from failwatch_moonraker.core.policy import Level
+from failwatch_moonraker.tools.record import RecordedFrame, read_recording, write_recording
+from failwatch_moonraker.tools.replay import (
     SettingsError,
     make_settings,
     parse_sets,

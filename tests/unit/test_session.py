@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from failwatch_moonraker.policy import Level, PolicyParams
-from failwatch_moonraker.session import SessionParams, WatchSession
+from failwatch_moonraker.core.policy import Level, PolicyParams
+from failwatch_moonraker.core.session import SessionParams, WatchSession
 
 # No warm-up and a quick EWM so a few frames decide; cooldowns in seconds.
 FAST = SessionParams(policy=PolicyParams(safe_frames=0), resume_cooldown=90.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from failwatch_moonraker.stats import StatsParams, TemporalStats, next_mean
+from failwatch_moonraker.core.stats import StatsParams, TemporalStats, next_mean
 
 # alpha = 2/(3+1) = 0.5, short window 2, long window 3: small enough to do by hand.
 SMALL = StatsParams(ewm_span=3, short_window=2, long_window=3)

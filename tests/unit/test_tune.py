@@ -12,9 +12,9 @@ import pytest
 from PIL import Image, ImageStat
 
 from failwatch_moonraker.cli import main
-from failwatch_moonraker.record import Recording, write_recording
-from failwatch_moonraker.replay import make_settings
-from failwatch_moonraker.tune import (
+from failwatch_moonraker.tools.record import Recording, write_recording
+from failwatch_moonraker.tools.replay import make_settings
+from failwatch_moonraker.tools.tune import (
     TuneError,
     expand_grid,
     first_pauses,

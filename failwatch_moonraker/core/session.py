@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from failwatch_moonraker.policy import (
+from failwatch_moonraker.core.policy import (
     BufferParams,
     Level,
     PolicyParams,
@@ -31,7 +31,7 @@ from failwatch_moonraker.policy import (
     decide_buffer,
     defective_count,
 )
-from failwatch_moonraker.stats import StatsParams, TemporalStats
+from failwatch_moonraker.core.stats import StatsParams, TemporalStats
 
 if TYPE_CHECKING:
     from failwatch_moonraker.config import DetectionConfig

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from failwatch_moonraker.policy import Level
+from failwatch_moonraker.core.policy import Level
 
 if TYPE_CHECKING:
-    from failwatch_moonraker.replay import ReplayFrame, ReplayResult
+    from failwatch_moonraker.tools.replay import ReplayFrame, ReplayResult
 
 WIDTH_IN, HEIGHT_IN, DPI = 12.0, 6.75, 100  # 1200 x 675 px
 

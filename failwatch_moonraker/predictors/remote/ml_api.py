@@ -2,7 +2,7 @@
 
 ``GET {url}/p/?img=<image URL>`` with ``Authorization: Bearer <token>`` when the
 server has ``ML_API_TOKEN`` set. The server downloads the image itself, so the
-frame is offered on a one-time URL of :mod:`failwatch_moonraker.frameserver`
+frame is offered on a one-time URL of :mod:`failwatch_moonraker.predictors.remote.frameserver`
 (or, with ``image_source: camera``, the camera's own snapshot URL is passed and
 the server takes its own picture). It answers ``{"detections": [[label, conf,
 [xc, yc, w, h]], ...]}`` in pixels of the image it downloaded; as in Obico's
@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 
-from failwatch_moonraker import frameserver
 from failwatch_moonraker.predictors.base import (
     AuthError,
     BadRequest,
@@ -29,7 +28,8 @@ from failwatch_moonraker.predictors.base import (
     RateLimited,
     Unavailable,
 )
-from failwatch_moonraker.predictors.obico import parse_retry_after
+from failwatch_moonraker.predictors.remote import frameserver
+from failwatch_moonraker.predictors.remote.obico import parse_retry_after
 
 IMAGE_SOURCES = ("serve", "camera")
 

@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from failwatch_moonraker.config import RecordConfig
+from failwatch_moonraker.core.session import FrameOutcome, WatchSession
 from failwatch_moonraker.predictors import Prediction
-from failwatch_moonraker.session import FrameOutcome, WatchSession
 
 log = logging.getLogger("failwatch.record")
 

@@ -39,7 +39,7 @@ from failwatch_moonraker.predictors.base import (
     Unavailable,
 )
 from failwatch_moonraker.predictors.imagesize import jpeg_size
-from failwatch_moonraker.predictors.obico import parse_retry_after
+from failwatch_moonraker.predictors.remote.obico import parse_retry_after
 
 PRINTWATCH_DEFAULT_URL = "https://octoprint.printpal.io/api/v2/infer"
 BOX_SPACE = 640.0

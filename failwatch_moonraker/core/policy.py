@@ -13,7 +13,7 @@ written from its description: a frame is *defective* when its score reaches
 ``length`` frames are defective, and warns at ``warning_percent`` %. Until the
 print has ``length`` frames there is no verdict at all (a share of a handful of
 frames is noise, and PrintWatch also waits for a full ring). Both policies sit
-behind the same per-print state machine (:mod:`failwatch_moonraker.session`).
+behind the same per-print state machine (:mod:`failwatch_moonraker.core.session`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from failwatch_moonraker.stats import TemporalStats
+from failwatch_moonraker.core.stats import TemporalStats
 
 
 class Level(str, enum.Enum):

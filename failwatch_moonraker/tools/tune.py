@@ -5,9 +5,9 @@ of thousands of frames, 10^8 frame decisions. The statistics are recurrences,
 so the frames are looped over once, vectorised across the distinct window
 sizes and all prints; the decision is then one array expression per chunk of
 settings. Every operation is the same IEEE operation, in the same order, as
-in :mod:`~failwatch_moonraker.stats` and :mod:`~failwatch_moonraker.policy`, so
+in :mod:`~failwatch_moonraker.core.stats` and :mod:`~failwatch_moonraker.core.policy`, so
 the result equals :func:`first_pauses_plain` (the daemon's own
-:class:`~failwatch_moonraker.session.WatchSession`, frame by frame) exactly;
+:class:`~failwatch_moonraker.core.session.WatchSession`, frame by frame) exactly;
 the tests hold the two to that.
 
 Only pauses count (the failure level firing the on_failure actions), with
@@ -31,9 +31,9 @@ import numpy as np
 import numpy.typing as npt
 
 from failwatch_moonraker.config import DetectionConfig
-from failwatch_moonraker.policy import Level
-from failwatch_moonraker.record import Recording, RecordingError, read_recording
-from failwatch_moonraker.replay import (
+from failwatch_moonraker.core.policy import Level
+from failwatch_moonraker.tools.record import Recording, RecordingError, read_recording
+from failwatch_moonraker.tools.replay import (
     SETTINGS,
     SettingsError,
     allowed_keys,

@@ -63,9 +63,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = out or sys.stdout  # looked up now, so that redirections apply
     err = err or sys.stderr
     from failwatch_moonraker.config import ConfigError
-    from failwatch_moonraker.plot import PlotUnavailable
-    from failwatch_moonraker.record import RecordingError
-    from failwatch_moonraker.replay import SettingsError
+    from failwatch_moonraker.tools.plot import PlotUnavailable
+    from failwatch_moonraker.tools.record import RecordingError
+    from failwatch_moonraker.tools.replay import SettingsError
 
     problems: tuple[type[Exception], ...] = (ConfigError, RecordingError, SettingsError,
                                              PlotUnavailable)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         if args.command == "replay":
             return _replay(args, out)
         try:
-            from failwatch_moonraker.tune import TuneError
+            from failwatch_moonraker.tools.tune import TuneError
         except ImportError as exc:
             print(f"failwatch-moonraker tune: needs numpy and PyYAML ({exc}): pip install "
                   "'failwatch-moonraker[tune]'", file=err)
@@ -92,14 +92,14 @@ def _base_settings(path: str | None) -> dict[str, Any] | None:
     if not path:
         return None
     from failwatch_moonraker.config import load_config
-    from failwatch_moonraker.replay import settings_dict
+    from failwatch_moonraker.tools.replay import settings_dict
 
     return dict(settings_dict(load_config(path).detection))
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
-    from failwatch_moonraker.record import read_recording
-    from failwatch_moonraker.replay import make_settings, parse_sets, print_report, replay
+    from failwatch_moonraker.tools.record import read_recording
+    from failwatch_moonraker.tools.replay import make_settings, parse_sets, print_report, replay
 
     rec = read_recording(args.recording)
     if not rec.frames:
@@ -119,7 +119,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     result = replay(rec, settings, follow=origin == "as recorded")
     print_report(result, out, origin)
     if args.plot:
-        from failwatch_moonraker.plot import plot_replay
+        from failwatch_moonraker.tools.plot import plot_replay
 
         plot_replay(result, args.plot)
         print(f"\nplot: {args.plot}", file=out)
@@ -127,8 +127,8 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _tune(args: argparse.Namespace, out: TextIO) -> int:
-    from failwatch_moonraker import tune as t
-    from failwatch_moonraker.replay import make_settings
+    from failwatch_moonraker.tools import tune as t
+    from failwatch_moonraker.tools.replay import make_settings
 
     if args.max_delay <= 0:
         raise t.TuneError("--max-delay must be a number of seconds > 0")
@@ -160,8 +160,8 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
     t.print_report(labels, ranked, baseline, keys, args.max_delay, out, top=max(1, args.top),
                    header=header)
     if args.plot:
-        from failwatch_moonraker.plot import plot_replay
-        from failwatch_moonraker.replay import describe_settings, replay
+        from failwatch_moonraker.tools.plot import plot_replay
+        from failwatch_moonraker.tools.replay import describe_settings, replay
 
         folder = Path(args.plot)
         folder.mkdir(parents=True, exist_ok=True)

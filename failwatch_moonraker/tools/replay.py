@@ -2,7 +2,7 @@
 
 Why: every threshold and window of the rule is a hyper-parameter; a user
 should see what other settings would have done on their own prints. Replay
-feeds the recorded scores to :class:`~failwatch_moonraker.session.WatchSession`
+feeds the recorded scores to :class:`~failwatch_moonraker.core.session.WatchSession`
 (the very code the daemon runs, statistics and policy included), starting from
 the statistics recorded before the first frame, so with the recorded settings
 it reproduces the daemon's levels exactly. Pure Python: no numpy here.
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from failwatch_moonraker.config import ConfigError, DetectionConfig, detection_from
-from failwatch_moonraker.policy import Level, warning_threshold
-from failwatch_moonraker.record import Recording
-from failwatch_moonraker.session import SessionParams, WatchSession, params_from_detection
+from failwatch_moonraker.core.policy import Level, warning_threshold
+from failwatch_moonraker.core.session import SessionParams, WatchSession, params_from_detection
+from failwatch_moonraker.tools.record import Recording
 
 #: The [detection] options replay and tune understand (``interval`` is the camera's).
 SETTINGS = (

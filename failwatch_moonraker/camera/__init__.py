@@ -1,0 +1,1 @@
+"""The camera side: finding the webcam, fetching and turning snapshots, drawing boxes."""

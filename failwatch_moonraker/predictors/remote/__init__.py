@@ -1,0 +1,1 @@
+"""Remote predictor back-ends: services reached over HTTP."""

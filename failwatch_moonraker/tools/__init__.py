@@ -1,0 +1,1 @@
+"""The tools: record prints, replay them through the rule, tune the rule, plot it."""
