@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     from failwatch_moonraker.tools.cli import add_commands  # replay, tune
 
     add_commands(sub)
+    from failwatch_moonraker.tools.model import add_commands as add_model_commands
+
+    add_model_commands(sub)  # model fetch
     return parser
 
 
@@ -42,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from failwatch_moonraker.tools.cli import run as run_tool
 
         return run_tool(args)
+    if args.command == "model":  # no failwatch.cfg needed either
+        from failwatch_moonraker.tools.model import run as run_model
+
+        return run_model(args)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
