@@ -67,15 +67,17 @@ _BACKEND_REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "obico_ml_api": ("url",),
     "printwatch": ("api_key",),
     "pinozcam": (),
+    "onnx": (),
 }
 #: Backends that run a model on this host (a local engine, no URL).
-LOCAL_BACKENDS: Final[frozenset[str]] = frozenset({"pinozcam"})
+LOCAL_BACKENDS: Final[frozenset[str]] = frozenset({"pinozcam", "onnx"})
 #: The predict URL each backend uses when [predictor] url is not set ("" = required).
 _BACKEND_URLS: Final[Mapping[str, str]] = {
     "obico": OBICO_DEFAULT_URL,
     "obico_ml_api": "",
     "printwatch": "https://octoprint.printpal.io/api/v2/infer",
     "pinozcam": "",
+    "onnx": "",
 }
 POLICIES = ("obico", "buffer")
 ML_API_IMAGE_SOURCES = ("serve", "camera")
@@ -190,6 +192,11 @@ class PredictorConfig:
     # pinozcam: passed to the runner (start arguments).
     score_threshold: float = 0.87
     area_sensitivity: float = 0.04
+    # onnx: an Obico-style detector file run with onnxruntime (also uses bending_factor).
+    model: str = ""  # the .onnx file; default where `model fetch obico` puts it
+    threads: int = 2  # onnxruntime intra-op threads
+    confidence_threshold: float = 0.08  # boxes above this count (strictly)
+    nms_threshold: float = 0.45  # a box overlapping a better one by more is dropped
 
 
 @dataclass(frozen=True)
@@ -718,6 +725,7 @@ def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
     cpus, nice, unload_after = _local_engine_options(sec)
     score_threshold = sec.getfloat("score_threshold", 0.87, above=0.0, maxval=1.0)
     area_sensitivity = sec.getfloat("area_sensitivity", 0.04, above=0.0, maxval=1.0)
+    model, threads, confidence_threshold, nms_threshold = _onnx_options(sec, ctx)
     if sec.ok("backend"):
         values = {"serial_no": serial_no, "access_token": access_token, "url": url,
                   "api_key": api_key}
@@ -730,7 +738,21 @@ def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
         image_source=image_source, image_bind=image_bind, image_port=image_port,
         image_url=image_url, score_threshold=score_threshold,
         area_sensitivity=area_sensitivity, cpus=cpus, nice=nice, unload_after=unload_after,
+        model=model, threads=threads, confidence_threshold=confidence_threshold,
+        nms_threshold=nms_threshold,
     )
+
+
+def _onnx_options(sec: Section, ctx: _Context) -> tuple[str, int, float, float]:
+    """``model``, ``threads``, ``confidence_threshold``, ``nms_threshold`` of backend onnx."""
+    from failwatch_moonraker.predictors.local.catalog import OBICO, MODELS_DIR
+
+    default = f"{MODELS_DIR}/{OBICO.filename}"
+    model = ctx.file_path(sec.get("model", default).strip() or default)
+    threads = sec.getint("threads", 2, minval=1, maxval=64)
+    confidence = sec.getfloat("confidence_threshold", 0.08, minval=0.0, maxval=1.0)
+    nms = sec.getfloat("nms_threshold", 0.45, above=0.0, maxval=1.0)
+    return model, threads, confidence, nms
 
 
 def _local_engine_options(sec: Section) -> tuple[tuple[int, ...], int, float]:

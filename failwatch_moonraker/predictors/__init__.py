@@ -71,6 +71,10 @@ def create_predictor(
             session, config.url, config.api_key,
             config.printer_id or default_printer_id(printer_name), config.timeout, **extra,
         )
+    if config.backend == "onnx":
+        from failwatch_moonraker.predictors.local.onnx_backend import OnnxPredictor
+
+        return OnnxPredictor.from_config(config)
     raise ValueError(f"unknown predictor backend {config.backend!r}")
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 __all__ = ["ModelRefused", "Tensor", "check_tensors", "describe"]
 
-NEEDED = ("one float32 input [1, 3, H, W] with fixed H and W, and two outputs read by "
-          "position: boxes [1, N, 1, 4] and confidences [1, N, 1]")
+NEEDED = ("a float32 input [1, 3, H, W] (fixed H, W), outputs boxes [1, N, 1, 4] and "
+          "confidences [1, N, 1]")
 
 
 class ModelRefused(Exception):
@@ -47,7 +47,7 @@ def check_tensors(path: str, inputs: Sequence[Tensor], outputs: Sequence[Tensor]
     """The model's input width, height and box count N; :class:`ModelRefused` otherwise."""
 
     def refuse(what: str) -> ModelRefused:
-        return ModelRefused(f"{path}: {what}; failwatch's onnx backend needs {NEEDED}")
+        return ModelRefused(f"{path}: {what}; needs {NEEDED}")
 
     found = f"inputs {describe(inputs)}; outputs {describe(outputs)}"
     if len(inputs) != 1:
