@@ -50,13 +50,13 @@ def place(width: int, height: int, canvas_w: int, canvas_h: int) -> Placement:
 def letterbox(data: bytes, canvas_w: int, canvas_h: int) -> tuple[bytes, Placement]:
     """Decode ``data`` (JPEG or any format Pillow reads) to canvas RGB bytes, black bars."""
     try:
-        img = Image.open(io.BytesIO(data))
-        placement = place(img.width, img.height, canvas_w, canvas_h)
+        opened = Image.open(io.BytesIO(data))
+        placement = place(opened.width, opened.height, canvas_w, canvas_h)
         # The content's size in the frame's own orientation: decode straight to about it.
         want = (placement.h, placement.w) if placement.rotated else (placement.w, placement.h)
-        if img.format == "JPEG":
-            img.draft("RGB", want)
-        img = img.convert("RGB")
+        if opened.format == "JPEG":
+            opened.draft("RGB", want)
+        img: Image.Image = opened.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise BadRequest(f"not a picture the model can read: {exc}") from None
     if placement.rotated:

@@ -194,7 +194,7 @@ def parse_answer(body: bytes, req_id: int, where: Placement, score_threshold: fl
             len(scores) != len(boxes):
         raise BadResponse("pinozcam runner sent scores and boxes that do not pair up")
     detections: list[Detection] = []
-    for score, box in zip(scores, boxes):
+    for score, box in zip(scores, boxes, strict=True):
         if not isinstance(score, (int, float)) or not math.isfinite(score) or \
                 not isinstance(box, list) or len(box) != 4 or \
                 not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):
@@ -281,6 +281,10 @@ class PinozcamPredictor:
             await self.engine.restart("score_threshold/area_sensitivity changed")
 
     # -- optional hooks the daemon calls ----------------------------------------------
+
+    async def warm_up(self) -> None:
+        """Start the engine now (``detect``: its start-up is not a picture's time)."""
+        await self.engine.request(CMD_PING, timed=False)
 
     async def print_started(self) -> None:
         await self.engine.print_started()
