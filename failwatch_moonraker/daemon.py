@@ -50,6 +50,8 @@ from failwatch_moonraker.predictors import (
     PredictorError,
     RateLimited,
     create_predictor,
+    engine_summary,
+    predictor_hook,
     start_predictor,
 )
 from failwatch_moonraker.printer.actions import (
@@ -372,6 +374,7 @@ class Daemon:
                      self.config.detection.resume_cooldown)
         elif event == "ended":
             log.info("print %s; statistics of this print reset", state)
+            self._spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
             self._spawn(self.save(force=True), "save")
             self._post_status(force=True)
         if state in ACTIVE_STATES and (not self.print_verified or
@@ -379,6 +382,7 @@ class Daemon:
             self._resolve_print()
         elif state not in ACTIVE_STATES and self.session.print_id is not None:
             self.session.end_print()  # ended while failwatch was away
+            self._spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
             self._spawn(self.save(force=True), "save")
         self._wake.set()
 
@@ -418,6 +422,7 @@ class Daemon:
             log.info("history: no job for %s; using %s as the print id", filename, job_id)
         if self.session.print_state not in ACTIVE_STATES:
             return
+        self._spawn(predictor_hook(self.predictor, "print_started"), "print-started")
         if self.session.begin_print(job_id):
             log.info("watching print %s (job %s)", filename or "?", job_id)
             self._post_status(force=True)
@@ -670,6 +675,8 @@ class Daemon:
             "last_snapshot": self.last_snapshot,
             "last_frame_at": self.last_frame_at,
             "updated_at": self.clock(),
+            **({"engine": facts()} if (facts := getattr(self.predictor, "engine_facts", None))
+               else {}),
         }
 
     def _post_status(self, force: bool = False) -> None:
@@ -773,7 +780,9 @@ class Daemon:
             what = (f"print {s.print_id} {s.print_state}: level {s.level}, "
                     f"{s.summary()}")
         camera = self.camera.source.url if self.camera and self.camera.source else "no camera"
-        return f"{head}, {what}; {sens}; camera {camera}"
+        engine = engine_summary(self.predictor)
+        return f"{head}, {what}; {sens}; camera {camera}" + (f"; engine {engine}" if engine
+                                                              else "")
 
     async def test_frame(self) -> str:
         """FAILWATCH_TEST: one snapshot, one prediction, shown to the user; no statistics."""

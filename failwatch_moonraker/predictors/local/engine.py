@@ -125,6 +125,14 @@ def rss_bytes(pid: int) -> tuple[int, int] | None:
     return values["VmRSS"], values.get("VmHWM", values["VmRSS"])
 
 
+def niceness(pid: int) -> int | None:
+    """The nice value ``pid`` really runs at (the engine may set its own)."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+    except OSError:
+        return None
+
+
 class EngineProcess:
     """One running child: raw framed requests. Owned by :class:`LocalEngine`."""
 
@@ -313,6 +321,8 @@ class LocalEngine:
                    last_error=self.last_error or None,
                    nice=spec.nice if spec else None,
                    cpus=",".join(map(str, spec.cpus)) if spec and spec.cpus else "all")
+        if self.running and self._child:
+            out["nice"] = niceness(self._child.pid)
         rss = rss_bytes(self._child.pid) if self.running and self._child else None
         out["rss_mb"] = round(rss[0] / 2**20, 1) if rss else None
         out["peak_rss_mb"] = round(rss[1] / 2**20, 1) if rss else None
