@@ -111,7 +111,7 @@ async def test_other_input_size_and_thresholds(tmp_path: Path) -> None:
                               threads=1)
     try:
         got = await predictor.predict(jpeg, "p")
-        facts = predictor.facts()
+        facts = predictor.engine_facts()
     finally:
         await predictor.close()
     p, want = reference(model, jpeg, conf_thr=0.3, nms_thr=0.3)
@@ -137,7 +137,7 @@ async def test_healthy_picture_scores_zero_red_patch_scores(red_model: Path,
         with pytest.raises(BadRequest, match="not a picture Pillow can decode"):
             await predictor.predict(b"<html>camera offline</html>", "p")
         again = await predictor.predict(out.getvalue(), "p")  # still in step after the error
-        facts = predictor.facts()
+        facts = predictor.engine_facts()
     finally:
         await predictor.close()
     assert red.p > 2.0 and again.p == red.p
@@ -178,7 +178,7 @@ async def test_refused_models_say_file_and_what_was_found(tmp_path: Path, red_mo
         with pytest.raises(BadResponse, match="tried again when it changes"):
             await predictor.predict(make_snapshot_jpeg(), "p")
         assert predictor.engine.starts == 1  # a refused file is not reloaded every frame
-        assert "refused" in predictor.facts()
+        assert "refused" in predictor.engine_facts()
         os.replace(_copy(red_model, tmp_path / "good.onnx"), model)
         predictor.engine._next_start = 0.0  # no back-off wait in a test
         assert (await predictor.predict(make_snapshot_jpeg(), "p")).p == 0.0

@@ -108,6 +108,7 @@ class OnnxPredictor:
                 "--bending-factor", repr(self.bending_factor))
         return EngineSpec(argv=argv, cpus=self.cpus, nice=self.nice,
                           facts={"package": "onnxruntime", "version": version,
+                                 "runner": f"onnx_worker ({os.path.basename(self.python)})",
                                  "model": self.model},
                           exit_codes=EXIT_CODES)
 
@@ -144,12 +145,7 @@ class OnnxPredictor:
 
     async def predict(self, jpeg: bytes, print_id: str,
                       context: PredictContext | None = None) -> Prediction:
-        if self._refused is not None:
-            message, signature = self._refused
-            if self._file_signature() == signature:
-                raise BadResponse(f"{message} (fix or replace the file; it is tried again "
-                                  "when it changes)")
-            self._refused = None
+        self._check_refused()
         self._req_id = (self._req_id + 1) & 0xFFFFFFFF
         req_id = self._req_id
         try:
@@ -159,6 +155,15 @@ class OnnxPredictor:
                 raise BadRequest(str(exc)) from None
             raise
         return self._prediction(reply, req_id)
+
+    def _check_refused(self) -> None:
+        """A refused file is not loaded again until it changes (the refusal is logged once)."""
+        if self._refused is not None:
+            message, signature = self._refused
+            if self._file_signature() == signature:
+                raise BadResponse(f"{message} (fix or replace the file; it is tried again "
+                                  "when it changes)")
+            self._refused = None
 
     def _prediction(self, reply: bytes, req_id: int) -> Prediction:
         try:
@@ -176,19 +181,26 @@ class OnnxPredictor:
             raise BadResponse(f"onnx engine sent a garbled INFER reply: {exc}") from None
         return Prediction(p=p, detections=detections, raw=data)
 
+    # -- optional hooks the daemon, check and detect call ------------------------------
+
+    async def warm_up(self) -> None:
+        """Start the engine now (``detect``: its start-up is not a picture's time)."""
+        self._check_refused()
+        await self.engine.request(PING, timed=False)
+
     async def print_started(self) -> None:
         await self.engine.print_started()
 
     async def print_ended(self) -> None:
         await self.engine.print_ended()
 
-    def facts(self) -> dict[str, Any]:
+    def engine_facts(self) -> dict[str, Any]:
         out = self.engine.facts()
         if self._refused is not None:
             out["refused"] = self._refused[0]
         return out
 
-    def summary(self) -> str:
+    def engine_summary(self) -> str:
         return self.engine.summary()
 
     async def close(self) -> None:
