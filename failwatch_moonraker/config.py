@@ -193,7 +193,7 @@ class PredictorConfig:
     score_threshold: float = 0.87
     area_sensitivity: float = 0.04
     # onnx: an Obico-style detector file run with onnxruntime (also uses bending_factor).
-    model: str = ""  # the .onnx file; default where `model fetch obico` puts it
+    model: str = dataclasses.field(default_factory=lambda: _default_model())  # .onnx file
     threads: int = 2  # onnxruntime intra-op threads
     confidence_threshold: float = 0.08  # boxes above this count (strictly)
     nms_threshold: float = 0.45  # a box overlapping a better one by more is dropped
@@ -743,12 +743,16 @@ def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
     )
 
 
+def _default_model() -> str:
+    """Where ``failwatch-moonraker model fetch obico`` puts Obico's model."""
+    from failwatch_moonraker.predictors.local.catalog import default_model_path
+
+    return str(default_model_path())
+
+
 def _onnx_options(sec: Section, ctx: _Context) -> tuple[str, int, float, float]:
     """``model``, ``threads``, ``confidence_threshold``, ``nms_threshold`` of backend onnx."""
-    from failwatch_moonraker.predictors.local.catalog import OBICO, MODELS_DIR
-
-    default = f"{MODELS_DIR}/{OBICO.filename}"
-    model = ctx.file_path(sec.get("model", default).strip() or default)
+    model = ctx.file_path(sec.get("model", "").strip()) or _default_model()
     threads = sec.getint("threads", 2, minval=1, maxval=64)
     confidence = sec.getfloat("confidence_threshold", 0.08, minval=0.0, maxval=1.0)
     nms = sec.getfloat("nms_threshold", 0.45, above=0.0, maxval=1.0)
