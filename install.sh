@@ -20,8 +20,18 @@
 #   --yes, -y        add [include failwatch_macros.cfg] to printer.cfg (above its
 #                    SAVE_CONFIG block) without asking.  Without it: a question on a
 #                    terminal, otherwise only the line to add is printed.
+#   --local NAME     watch with a model run on this host, no server, no account:
+#                      obico  Obico's own failure detector (the model behind Obico's
+#                             ML server; AGPL-3.0 per Obico, ~202 MB, downloaded from
+#                             Obico, not part of failwatch) run with onnxruntime:
+#                             installs failwatch-moonraker[onnx], fetches the model to
+#                             <data>/failwatch/models/ (sha256 verified) and, for a
+#                             new failwatch.cfg, writes backend: onnx.  x86_64 and
+#                             aarch64 only (onnxruntime has no 32-bit ARM wheels).
+#                    An existing failwatch.cfg is never edited: the installer says
+#                    what to change.
 #   --uninstall      remove the service and what install.sh added.  Keeps failwatch.cfg,
-#                    the statistics (<data>/failwatch/) and the logs.
+#                    the statistics and downloaded models (<data>/failwatch/) and the logs.
 #   --dry-run        print every change, change nothing.
 #   --no-pip         do not run pip: the venv is created without pip and the package
 #                    is not installed (for tests; also FAILWATCH_SKIP_PIP=1).  A later
@@ -83,6 +93,7 @@ DRY_RUN=0
 YES=0
 SKIP_PIP=0
 ALLOW_ROOT=0
+LOCAL=""
 case "${FAILWATCH_SKIP_PIP:-0}" in 1 | true | yes) SKIP_PIP=1 ;; esac
 case "${FAILWATCH_ALLOW_ROOT:-0}" in 1 | true | yes) ALLOW_ROOT=1 ;; esac
 
@@ -100,6 +111,8 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY_RUN=1; shift ;;
     --no-pip) SKIP_PIP=1; shift ;;
     --allow-root) ALLOW_ROOT=1; shift ;;
+    --local) need_value "$1" $#; LOCAL="$2"; shift 2 ;;
+    --local=*) LOCAL="${1#*=}"; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage_error "unknown option: $1" ;;
   esac
@@ -109,6 +122,21 @@ if [ "$INSTANCE_SET" = 1 ] && ! [[ "$INSTANCE" =~ ^[A-Za-z0-9_.-]+$ ]]; then
   usage_error "--instance takes a name of letters, digits, '_', '.' or '-', got '$INSTANCE'"
 fi
 [ -n "$PREFIX" ] || usage_error "--prefix must not be empty"
+# --local NAME: the [predictor] backend, the package extra, the model file it needs.
+LOCAL_BACKEND=""
+LOCAL_EXTRA=""
+LOCAL_MODEL_FILE=""
+case "$LOCAL" in
+  "") ;;
+  obico)
+    LOCAL_BACKEND="onnx"
+    LOCAL_EXTRA="onnx"
+    # the name failwatch_moonraker/predictors/local/catalog.py gives Obico's file
+    LOCAL_MODEL_FILE="obico-model-weights-5a6b1be1fa.onnx"
+    ;;
+  *) usage_error "--local takes obico (Obico's model on this host), got '$LOCAL'" ;;
+esac
+[ "$ACTION" = install ] || [ -z "$LOCAL" ] || usage_error "--local goes with an install, not --uninstall"
 [ -n "${HOME:-}" ] || die "HOME is not set"
 HOME="${HOME%/}"
 
@@ -523,8 +551,8 @@ setup_venv() {
   run "$VENV/bin/python" -m pip install --quiet --upgrade pip
   # Editable: Moonraker's update manager pulls the repo and only re-runs
   # requirements.txt, so the venv must run the code in the repo.
-  run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
-  info "installed failwatch-moonraker from $REPO into $VENV"
+  run "$VENV/bin/python" -m pip install --quiet --editable "$REPO${LOCAL_EXTRA:+[$LOCAL_EXTRA]}"
+  info "installed failwatch-moonraker${LOCAL_EXTRA:+[$LOCAL_EXTRA]} from $REPO into $VENV"
 }
 
 write_env_file() {
@@ -550,6 +578,12 @@ moonraker_port() {
 install_config() {
   if [ -e "$CFG" ]; then
     info "keeping your $CFG"
+    if [ -n "$LOCAL_BACKEND" ] && ! grep -Eq "^backend[[:space:]]*[:=][[:space:]]*$LOCAL_BACKEND[[:space:]]*\$" "$CFG"; then
+      info "to use the model on this host, set in the [predictor] section of $CFG:"
+      info "  backend: $LOCAL_BACKEND"
+      [ "$DATA" = "$HOME/printer_data" ] || info "  model: $DATA/failwatch/models/$LOCAL_MODEL_FILE"
+      info "(install.sh never edits your failwatch.cfg)"
+    fi
     return 0
   fi
   local port sedargs=()
@@ -560,13 +594,50 @@ install_config() {
   if [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" != 7125 ]; then
     sedargs+=(-e "s|^#url: ws://127\\.0\\.0\\.1:7125/websocket|url: ws://127.0.0.1:$port/websocket|")
   fi
+  if [ -n "$LOCAL_BACKEND" ]; then
+    sedargs+=(-e "s|^#backend: obico\$|backend: $LOCAL_BACKEND|")
+  fi
   if [ "${#sedargs[@]}" -eq 0 ]; then
     write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE" <"$CFG_EXAMPLE"
   else
     sed -E "${sedargs[@]}" "$CFG_EXAMPLE" |
       write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE, with this instance's paths and port"
   fi
-  info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
+  if [ -n "$LOCAL_BACKEND" ]; then
+    info "$CFG watches with the model on this host ([predictor] backend: $LOCAL_BACKEND)"
+  else
+    info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
+  fi
+}
+
+# --local: the model file, downloaded from its publisher and verified (model fetch).
+install_local_model() {
+  [ -n "$LOCAL" ] || return 0
+  local model="$DATA/failwatch/models/$LOCAL_MODEL_FILE"
+  info "--local $LOCAL: the model is Obico's failure detector (AGPL-3.0 per Obico), downloaded" \
+    "from Obico's published URL onto this host; it is not part of failwatch"
+  if [ "$SKIP_PIP" = 1 ]; then
+    info "skipping onnxruntime and the model (--no-pip); later: re-run without --no-pip, or" \
+      "$VENV/bin/failwatch-moonraker model fetch $LOCAL --dest $model"
+    return 0
+  fi
+  if ! run "$VENV/bin/failwatch-moonraker" model fetch "$LOCAL" --dest "$model"; then
+    die "failwatch is installed, but the model is not (see above); try again with" \
+      "$VENV/bin/failwatch-moonraker model fetch $LOCAL --dest $model"
+  fi
+}
+
+# onnxruntime publishes wheels for x86_64 and aarch64 only.
+check_local_platform() {
+  [ "$LOCAL_EXTRA" = onnx ] || return 0
+  case "$(uname -m)" in
+    armv6l | armv7l | armhf | i386 | i686)
+      die "--local $LOCAL needs onnxruntime, which has no wheels for this $(uname -m) system" \
+        "(32-bit).  Ways out: a 64-bit OS (Raspberry Pi OS 64-bit), Debian's python3-onnxruntime" \
+        "(trixie) in a venv made with --system-site-packages, or a remote backend" \
+        "(obico_ml_api on another machine)"
+      ;;
+  esac
 }
 
 # Asks on a terminal, or takes --yes.
@@ -698,18 +769,25 @@ do_install() {
   PRINTER_CFG_CHANGED=0
   MOONRAKER_CHANGED=0
   check_install_preconditions
+  check_local_platform
   [ "$DRY_RUN" = 0 ] || info "dry run: nothing is changed"
   info "installing $SERVICE for $DATA (Moonraker: $MR_SERVICE) from $REPO"
   setup_venv
   write_env_file
   install_config
+  install_local_model
   install_macros
   install_update_manager
   install_unit
   [ "$DRY_RUN" = 0 ] || { info "dry run: nothing was changed"; return 0; }
   info "done: $SERVICE is installed and (re)started.  Next:"
-  info "  1. put your predictor credentials in $CFG, then"
-  info "     $SUDO_HINT restart $SERVICE"
+  if [ -n "$LOCAL" ]; then
+    info "  1. see what the model makes of your camera: $VENV/bin/failwatch-moonraker detect" \
+      "PICTURE.jpg --config $CFG"
+  else
+    info "  1. put your predictor credentials in $CFG, then"
+    info "     $SUDO_HINT restart $SERVICE"
+  fi
   if [ "$SKIP_PIP" = 1 ]; then
     info "  2. (--no-pip: failwatch was not installed into $VENV; re-run without it)"
   else
