@@ -58,7 +58,8 @@ async def test_red_patch_mid_print_reaches_pause(tmp_path: Path) -> None:
             assert isinstance(predictor, OnnxPredictor)
             assert not predictor.engine.running  # not at boot: with the first frame
             await printer.start_print("benchy.gcode")
-            await wait_until(lambda: daemon.session.stats.prediction_num >= 5, 60, "5 healthy frames")
+            await wait_until(lambda: daemon.session.stats.prediction_num >= 5, 60,
+                             "5 healthy frames")
             assert daemon.session.stats.p == 0.0 and not pauses(printer)
             pid = predictor.engine.pid
             assert pid is not None and pid != os.getpid()

@@ -59,7 +59,7 @@ def reference(model: Path, jpeg: bytes, conf_thr: float = 0.08, nms_thr: float =
     x = np.transpose(resized, (2, 0, 1)).astype(np.float32)[None] / 255.0
     boxes, confs = session.run(None, {session.get_inputs()[0].name: x})
     cands = [(float(c), [float(v) for v in b])
-             for b, c in zip(boxes[0, :, 0, :], confs[0, :, 0]) if c > conf_thr]
+             for b, c in zip(boxes[0, :, 0, :], confs[0, :, 0], strict=True) if c > conf_thr]
     cands.sort(key=lambda t: -t[0])
     kept: list[tuple[float, list[float]]] = []
     while cands:
@@ -97,7 +97,7 @@ async def test_same_detections_as_the_opencv_reference(red_model: Path, width: i
     p, want = reference(red_model, jpeg, bending=1.3)
     assert len(want) >= 3  # the picture does score, and NMS had work to do
     assert len(got.detections) == len(want)
-    for (conf, box), (rconf, rbox) in zip(got.detections, want):
+    for (conf, box), (rconf, rbox) in zip(got.detections, want, strict=True):
         assert conf == pytest.approx(rconf, abs=1e-4)
         assert np.allclose(box, rbox, atol=0.5)
     assert got.p == pytest.approx(p, abs=1e-4)

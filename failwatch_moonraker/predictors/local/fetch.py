@@ -103,7 +103,8 @@ def _open(url: str, timeout: float) -> http.client.HTTPResponse:
     except urllib.error.HTTPError as exc:
         raise FetchError(f"{url}: the server answered HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        reason = exc.reason if isinstance(exc.reason, str) else _why(exc.reason)
+        why = exc.reason
+        reason = _why(why) if isinstance(why, OSError) else str(why)
         raise FetchError(f"cannot reach {url}: {reason}") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise FetchError(f"cannot fetch {url}: {exc}") from None
@@ -112,8 +113,7 @@ def _open(url: str, timeout: float) -> http.client.HTTPResponse:
 
 
 def _looks_like_a_page(head: bytes) -> bool:
-    start = head.lstrip()[:15].lower()
-    return start.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<"))
+    return head.lstrip().startswith(b"<")  # HTML or XML; an ONNX file starts with 0x08
 
 
 def _make_folder(folder: Path) -> list[Path]:
