@@ -7,6 +7,7 @@ threshold and NMS): the detections must be the same, in the same order.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
@@ -208,3 +209,24 @@ async def test_not_an_onnx_file_and_a_missing_file(tmp_path: Path) -> None:
         assert missing.engine.starts == 0
     finally:
         await missing.close()
+
+
+async def test_worker_killed_between_frames_is_restarted(red_model: Path) -> None:
+    import signal
+
+    predictor = OnnxPredictor(str(red_model))
+    try:
+        await predictor.predict(make_snapshot_jpeg(), "p")
+        first = predictor.engine.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for _ in range(100):  # the supervisor notices the death on its own
+            if not predictor.engine.running:
+                break
+            await asyncio.sleep(0.05)
+        pred = await predictor.predict(make_snapshot_jpeg(), "p")  # restarted, no back-off yet
+        assert pred.p == 0.0
+        assert predictor.engine.starts == 2 and predictor.engine.pid != first
+        assert "SIGKILL" in (predictor.engine_facts()["last_error"] or "")
+    finally:
+        await predictor.close()
