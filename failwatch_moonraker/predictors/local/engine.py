@@ -313,7 +313,8 @@ class LocalEngine:
                  start_timeout: float = 120.0, unload_after: float = 300.0,
                  handshake: Handshake | None = None,
                  backoff: Sequence[float] = BACKOFF,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 facts: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self._spec_source = spec
         self.timeout = timeout
@@ -336,6 +337,7 @@ class LocalEngine:
         self.startup_s: float | None = None
         self.last_ms: float | None = None
         self.handshake_facts: dict[str, Any] = {}
+        self._base_facts = dict(facts or {})  # known before the first start (package)
 
     # -- state -----------------------------------------------------------------
 
@@ -350,7 +352,8 @@ class LocalEngine:
     def facts(self) -> dict[str, Any]:
         """What check and FAILWATCH_STATUS show about the engine."""
         spec = self._spec
-        out: dict[str, Any] = dict(spec.facts) if spec else {}
+        out: dict[str, Any] = dict(self._base_facts)
+        out.update(spec.facts if spec else {})
         out.update(self.handshake_facts)
         state = "running" if self.running else "stopped"
         wait = self._next_start - self._clock()

@@ -223,7 +223,8 @@ class PinozcamPredictor:
         self._req_id = 0
         self.engine = LocalEngine("pinozcam", self._spec, timeout=config.timeout,
                                   start_timeout=max(START_TIMEOUT, config.timeout),
-                                  unload_after=config.unload_after, handshake=self._handshake)
+                                  unload_after=config.unload_after, handshake=self._handshake,
+                                  facts={"package": PACKAGE})
 
     def _spec(self) -> EngineSpec:
         """Runs in a thread at each start: finds and checks the files (hashes are cached)."""
