@@ -17,6 +17,11 @@
 #                    the service is then failwatch-NAME.  Without it: the only
 #                    instance, or a question when there are several (terminal only).
 #   --data DIR       the Moonraker data folder to use (e.g. ~/printer_2_data).
+#   --local ENGINE   also install a failure model that runs on this host (no server,
+#                    no account).  ENGINE: pinozcam (PiNozCam's detector, the PyPI
+#                    package pinozcam-runtime, AGPL-3.0: PiNozCam's, not part of
+#                    failwatch).  A new failwatch.cfg then says "backend: pinozcam";
+#                    an existing one is never edited (the installer says what to change).
 #   --yes, -y        add [include failwatch_macros.cfg] to printer.cfg (above its
 #                    SAVE_CONFIG block) without asking.  Without it: a question on a
 #                    terminal, otherwise only the line to add is printed.
@@ -82,6 +87,8 @@ PREFIX="/"
 DRY_RUN=0
 YES=0
 SKIP_PIP=0
+LOCAL=""
+LOCAL_WHAT=""
 ALLOW_ROOT=0
 case "${FAILWATCH_SKIP_PIP:-0}" in 1 | true | yes) SKIP_PIP=1 ;; esac
 case "${FAILWATCH_ALLOW_ROOT:-0}" in 1 | true | yes) ALLOW_ROOT=1 ;; esac
@@ -93,6 +100,8 @@ while [ $# -gt 0 ]; do
     --instance=*) INSTANCE="${1#*=}"; INSTANCE_SET=1; shift ;;
     --data) need_value "$1" $#; DATA="$2"; shift 2 ;;
     --data=*) DATA="${1#*=}"; shift ;;
+    --local) need_value "$1" $#; LOCAL="$2"; shift 2 ;;
+    --local=*) LOCAL="${1#*=}"; shift ;;
     --prefix) need_value "$1" $#; PREFIX="$2"; shift 2 ;;
     --prefix=*) PREFIX="${1#*=}"; shift ;;
     -y | --yes) YES=1; shift ;;
@@ -109,6 +118,12 @@ if [ "$INSTANCE_SET" = 1 ] && ! [[ "$INSTANCE" =~ ^[A-Za-z0-9_.-]+$ ]]; then
   usage_error "--instance takes a name of letters, digits, '_', '.' or '-', got '$INSTANCE'"
 fi
 [ -n "$PREFIX" ] || usage_error "--prefix must not be empty"
+# Local engines: the name, the pip extra that installs it, what it is.
+case "$LOCAL" in
+  "") ;;
+  pinozcam) LOCAL_WHAT="PiNozCam's failure detector (model and runner: the PyPI package pinozcam-runtime, AGPL-3.0; PiNozCam's, installed from PyPI, not part of failwatch)" ;;
+  *) usage_error "--local takes: pinozcam; got '$LOCAL'" ;;
+esac
 [ -n "${HOME:-}" ] || die "HOME is not set"
 HOME="${HOME%/}"
 
@@ -517,14 +532,21 @@ setup_venv() {
   fi
   if [ "$SKIP_PIP" = 1 ]; then
     info "skipping pip (--no-pip / FAILWATCH_SKIP_PIP=1): failwatch is not installed into $VENV"
+    [ -z "$LOCAL" ] || info "skipping pip: the $LOCAL engine is not installed either"
     return 0
   fi
   if [ ! -x "$VENV/bin/pip" ]; then run "$VENV/bin/python" -m ensurepip --upgrade; fi
   run "$VENV/bin/python" -m pip install --quiet --upgrade pip
   # Editable: Moonraker's update manager pulls the repo and only re-runs
   # requirements.txt, so the venv must run the code in the repo.
-  run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
-  info "installed failwatch-moonraker from $REPO into $VENV"
+  if [ -n "$LOCAL" ]; then
+    info "installing $LOCAL_WHAT"
+    run "$VENV/bin/python" -m pip install --quiet --editable "$REPO[$LOCAL]"
+    info "installed failwatch-moonraker[$LOCAL] from $REPO into $VENV"
+  else
+    run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
+    info "installed failwatch-moonraker from $REPO into $VENV"
+  fi
 }
 
 write_env_file() {
@@ -550,6 +572,15 @@ moonraker_port() {
 install_config() {
   if [ -e "$CFG" ]; then
     info "keeping your $CFG"
+    if [ -n "$LOCAL" ]; then
+      if grep -Eq "^[[:space:]]*backend[[:space:]]*[:=][[:space:]]*$LOCAL[[:space:]]*$" "$CFG"; then
+        info "it already uses backend $LOCAL"
+      else
+        info "it is not changed: to use $LOCAL, set this in its [predictor] section:"
+        info "  backend: $LOCAL"
+        info "(serial_no and access_token are then not needed), and restart $SERVICE"
+      fi
+    fi
     return 0
   fi
   local port sedargs=()
@@ -560,13 +591,23 @@ install_config() {
   if [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" != 7125 ]; then
     sedargs+=(-e "s|^#url: ws://127\\.0\\.0\\.1:7125/websocket|url: ws://127.0.0.1:$port/websocket|")
   fi
+  if [ -n "$LOCAL" ]; then
+    # The model on this host: no credentials to fill in.
+    sedargs+=(-e "s|^#backend: obico\$|backend: $LOCAL|"
+      -e "s|^(serial_no: YOUR-PRINTER-SERIAL)\$|#serial_no:|"
+      -e "s|^(access_token: YOUR-ACCESS-TOKEN)\$|#access_token:|")
+  fi
   if [ "${#sedargs[@]}" -eq 0 ]; then
     write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE" <"$CFG_EXAMPLE"
   else
     sed -E "${sedargs[@]}" "$CFG_EXAMPLE" |
-      write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE, with this instance's paths and port"
+      write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE, with this instance's settings"
   fi
-  info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
+  if [ -n "$LOCAL" ]; then
+    info "$CFG uses backend $LOCAL: the model runs on this host, no credentials needed"
+  else
+    info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
+  fi
 }
 
 # Asks on a terminal, or takes --yes.
@@ -708,8 +749,14 @@ do_install() {
   install_unit
   [ "$DRY_RUN" = 0 ] || { info "dry run: nothing was changed"; return 0; }
   info "done: $SERVICE is installed and (re)started.  Next:"
-  info "  1. put your predictor credentials in $CFG, then"
-  info "     $SUDO_HINT restart $SERVICE"
+  if [ -n "$LOCAL" ]; then
+    info "  1. see what the model makes of your camera's pictures:"
+    info "     $VENV/bin/failwatch-moonraker detect --config $CFG PICTURE.jpg..."
+    info "     ($LOCAL_WHAT)"
+  else
+    info "  1. put your predictor credentials in $CFG, then"
+    info "     $SUDO_HINT restart $SERVICE"
+  fi
   if [ "$SKIP_PIP" = 1 ]; then
     info "  2. (--no-pip: failwatch was not installed into $VENV; re-run without it)"
   else
