@@ -19,7 +19,7 @@ from failwatch_moonraker.camera.snapshot import (
     source_from_webcam,
     web_base_from_moonraker,
 )
-from failwatch_moonraker.config import Config
+from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.predictors import (
     PredictContext,
@@ -117,7 +117,9 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
                     except PredictorError as exc:
                         report.fail("predictor", str(exc))
                     else:
-                        where = config.predictor.url or f"the local {predictor.name} engine"
+                        where = (f"the local {predictor.name} engine"
+                                 if config.predictor.backend in LOCAL_BACKENDS
+                                 else config.predictor.url)
                         report.ok("predictor", f"{where} scored the snapshot "
                                   f"p={pred.p:.3f} with {len(pred.detections)} detection(s)")
                     _report_engine(report, predictor)

@@ -31,7 +31,7 @@ from failwatch_moonraker.camera.snapshot import (
     source_from_webcam,
     web_base_from_moonraker,
 )
-from failwatch_moonraker.config import Config
+from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.core.policy import Level
 from failwatch_moonraker.core.session import (
     ACTIVE_STATES,
@@ -226,7 +226,9 @@ class Daemon:
                          self.settings.sensitivity, self.config.detection.sensitivity)
             log.info("failwatch %s starting: Moonraker %s, predictor %s (%s), one frame "
                      "every %g s while printing", __version__, self.config.moonraker.url,
-                     self.config.predictor.backend, self.config.predictor.url,
+                     self.config.predictor.backend,
+                     "on this host" if self.config.predictor.backend in LOCAL_BACKENDS
+                     else self.config.predictor.url,
                      self.config.detection.interval)
             client_task = asyncio.create_task(self.client.run(), name="moonraker")
             watch_task = asyncio.create_task(self._watch_loop(), name="watch")

@@ -56,7 +56,8 @@ def _jpeg(width: int, height: int, square: tuple[int, int, int, int]) -> bytes:
 ])
 def test_a_drawn_square_comes_back_where_it_was(
         size: tuple[int, int], square: tuple[int, int, int, int]) -> None:
-    canvas, where = letterbox(_jpeg(*size, square), W, H)
+    parts, where = letterbox(_jpeg(*size, square), W, H)
+    canvas = b"".join(parts)
     assert len(canvas) == W * H * 3
     pixels = np.frombuffer(canvas, np.uint8).reshape(H, W, 3)
     bright = np.argwhere(pixels.mean(axis=2) > 128)

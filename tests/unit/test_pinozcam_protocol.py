@@ -185,3 +185,28 @@ def test_damaged_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(pinozcam, "_candidate_modules", lambda: ["pinozcam_runner_damaged"])
     with pytest.raises(EngineMissing, match="models/board.pte does not match its manifest"):
         find_runtime()
+
+
+async def test_new_threshold_or_sensitivity_restarts_the_runner() -> None:
+    class Configurable(StandinPredictor):
+        def _spec(self) -> EngineSpec:
+            return EngineSpec(argv=(sys.executable, STANDIN, "ok", "standin.pte", "640", "384",
+                                    f"{self.score_threshold:g}", f"{self.area_sensitivity:g}",
+                                    "", "10"))
+
+    pred = Configurable("ok")
+    try:
+        await pred.predict(part_jpeg(), "job")
+        assert pred.engine_facts()["score_threshold"] == 0.87
+        pid = pred.engine.pid
+        await pred.configure(0.87, 0.04)  # unchanged: kept
+        assert pred.engine.pid == pid
+        await pred.configure(0.93, 0.06)
+        assert not pred.engine.running
+        answer = await pred.predict(part_jpeg(), "job")
+        facts = pred.engine_facts()
+        assert facts["score_threshold"] == 0.93 and facts["area_sensitivity"] == 0.06
+        assert pred.engine.pid != pid
+        assert len(answer.detections) == 1  # 0.95 > 0.93; 0.5 is not
+    finally:
+        await pred.close()

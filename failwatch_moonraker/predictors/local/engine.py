@@ -26,6 +26,7 @@ This module knows nothing about any particular model: a backend gives an
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -34,11 +35,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from failwatch_moonraker.predictors.base import BadResponse, PredictorError, Unavailable
 
 log = logging.getLogger("failwatch")
+T = TypeVar("T")
 
 HEADER = struct.Struct("<II")
 BACKOFF: tuple[float, ...] = (0.0, 1.0, 5.0, 30.0)
@@ -47,7 +49,25 @@ MAX_REPLY = 16 * 1024 * 1024
 #: A status this large is garbage too (engines use small numbers).
 MAX_STATUS = 0xFFFF
 STOP_GRACE = 3.0
+PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged process
 STDERR_LINES = 20
+
+
+_image_worker: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run image work (decode, resize) on the one worker thread of the local engines.
+
+    Never on the event loop; and always the same thread, so glibc keeps one heap
+    for the frame buffers instead of one per pool thread (a few MB each), which
+    keeps the daemon's RSS flat.
+    """
+    global _image_worker
+    if _image_worker is None:
+        _image_worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="failwatch-image")
+    return await asyncio.get_running_loop().run_in_executor(_image_worker, fn, *args)
 
 
 def pack_request(cmd: int, payload: bytes = b"") -> bytes:
@@ -58,6 +78,10 @@ def pack_request(cmd: int, payload: bytes = b"") -> bytes:
 def pack_reply(status: int, payload: bytes = b"") -> bytes:
     """One reply frame (for workers written in Python and for tests)."""
     return HEADER.pack(status, len(payload)) + payload
+
+
+#: A request's payload: bytes, or parts sent one after the other (no joining copy).
+Payload = bytes | Sequence[bytes]
 
 
 class EngineStatusError(BadResponse):
@@ -133,6 +157,18 @@ def niceness(pid: int) -> int | None:
         return None
 
 
+def _widen_pipe(proc: asyncio.subprocess.Process) -> None:
+    """Let a whole frame fit in the pipe to the engine: asyncio then buffers no copy of it."""
+    import fcntl
+
+    transport = proc.stdin.transport if proc.stdin is not None else None
+    pipe = transport.get_extra_info("pipe") if transport is not None else None
+    if pipe is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+
+
 class EngineProcess:
     """One running child: raw framed requests. Owned by :class:`LocalEngine`."""
 
@@ -206,7 +242,7 @@ class EngineProcess:
             await self.wait_exit(grace)
         await self.kill()
 
-    async def request(self, cmd: int, payload: bytes, timeout: float) -> bytes:
+    async def request(self, cmd: int, payload: Payload, timeout: float) -> bytes:
         """Send one request, return the OK reply's payload; faults as documented above."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         if not self.alive:
@@ -218,10 +254,14 @@ class EngineProcess:
             raise Unavailable(f"{self.name} did not answer within {timeout:g} s; "
                               "killed it (it is restarted for a later frame)") from None
 
-    async def _exchange(self, cmd: int, payload: bytes) -> bytes:
+    async def _exchange(self, cmd: int, payload: Payload) -> bytes:
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        parts = (payload,) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
         try:
-            self.proc.stdin.write(pack_request(cmd, payload))
+            # The parts go out one by one: a frame is not copied into one buffer first.
+            self.proc.stdin.write(HEADER.pack(cmd, sum(len(p) for p in parts)))
+            for part in parts:
+                self.proc.stdin.write(part)
             await self.proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
             await self.wait_exit(2.0)
@@ -273,7 +313,8 @@ class LocalEngine:
                  start_timeout: float = 120.0, unload_after: float = 300.0,
                  handshake: Handshake | None = None,
                  backoff: Sequence[float] = BACKOFF,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 facts: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self._spec_source = spec
         self.timeout = timeout
@@ -296,6 +337,7 @@ class LocalEngine:
         self.startup_s: float | None = None
         self.last_ms: float | None = None
         self.handshake_facts: dict[str, Any] = {}
+        self._base_facts = dict(facts or {})  # known before the first start (package)
 
     # -- state -----------------------------------------------------------------
 
@@ -310,7 +352,8 @@ class LocalEngine:
     def facts(self) -> dict[str, Any]:
         """What check and FAILWATCH_STATUS show about the engine."""
         spec = self._spec
-        out: dict[str, Any] = dict(spec.facts) if spec else {}
+        out: dict[str, Any] = dict(self._base_facts)
+        out.update(spec.facts if spec else {})
         out.update(self.handshake_facts)
         state = "running" if self.running else "stopped"
         wait = self._next_start - self._clock()
@@ -347,7 +390,7 @@ class LocalEngine:
 
     # -- requests --------------------------------------------------------------
 
-    async def request(self, cmd: int, payload: bytes = b"", timeout: float | None = None,
+    async def request(self, cmd: int, payload: Payload = b"", timeout: float | None = None,
                       *, timed: bool = True) -> bytes:
         """One request to the engine, started first if needed."""
         async with self._lock:
@@ -400,6 +443,7 @@ class LocalEngine:
             raise Unavailable(f"{self.name}: cannot start {spec.argv[0]}: {exc}") from None
         except Exception as exc:  # SubprocessError from the preexec (affinity refused)
             raise Unavailable(f"{self.name}: cannot start {spec.argv[0]}: {exc}") from None
+        _widen_pipe(proc)
         child = EngineProcess(self.name, proc, spec)
         self.starts += 1
         log.info("%s: started (pid %d, nice %d, CPUs %s)", self.name, proc.pid, spec.nice,

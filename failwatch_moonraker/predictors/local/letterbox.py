@@ -7,6 +7,7 @@ most of what keeps a 1280x720 frame to a few ms of the daemon's CPU.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 
@@ -47,8 +48,19 @@ def place(width: int, height: int, canvas_w: int, canvas_h: int) -> Placement:
     return Placement(width, height, rotated, x, y, w, h)
 
 
-def letterbox(data: bytes, canvas_w: int, canvas_h: int) -> tuple[bytes, Placement]:
-    """Decode ``data`` (JPEG or any format Pillow reads) to canvas RGB bytes, black bars."""
+@functools.lru_cache(maxsize=8)
+def _black(n: int) -> bytes:
+    return bytes(n)
+
+
+def letterbox(data: bytes, canvas_w: int, canvas_h: int
+              ) -> tuple[tuple[bytes, ...], Placement]:
+    """Decode ``data`` (JPEG or any format Pillow reads) to the canvas's RGB bytes.
+
+    The canvas comes back in parts to be sent one after the other: when the bars
+    are above and below (most cameras), they are shared constant black rows and
+    the picture is not copied onto a canvas first.
+    """
     try:
         opened = Image.open(io.BytesIO(data))
         placement = place(opened.width, opened.height, canvas_w, canvas_h)
@@ -64,11 +76,13 @@ def letterbox(data: bytes, canvas_w: int, canvas_h: int) -> tuple[bytes, Placeme
     size = (placement.w, placement.h)
     if img.size != size:
         img = img.resize(size)  # Pillow's default filter, as PiNozCam's client uses
-    if size == (canvas_w, canvas_h):
-        return img.tobytes(), placement
+    if placement.w == canvas_w:
+        row = canvas_w * 3
+        top, bottom = placement.y, canvas_h - placement.y - placement.h
+        return (_black(top * row), img.tobytes(), _black(bottom * row)), placement
     canvas = Image.new("RGB", (canvas_w, canvas_h))
     canvas.paste(img, (placement.x, placement.y))
-    return canvas.tobytes(), placement
+    return (canvas.tobytes(),), placement
 
 
 def to_frame(box: tuple[float, float, float, float], where: Placement

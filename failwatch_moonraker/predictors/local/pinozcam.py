@@ -11,7 +11,6 @@ detections are the boxes scoring above ``score_threshold``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib
 import json
@@ -37,8 +36,9 @@ from failwatch_moonraker.predictors.local.engine import (
     EngineProcess,
     EngineSpec,
     LocalEngine,
+    off_loop,
 )
-from failwatch_moonraker.predictors.local.letterbox import Placement, letterbox, to_frame
+from failwatch_moonraker.predictors.local.letterbox import Placement, _black, letterbox, to_frame
 
 if TYPE_CHECKING:
     from failwatch_moonraker.config import PredictorConfig
@@ -87,9 +87,11 @@ def _sha256(path: str) -> str:
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _hash_cache:
         digest = hashlib.sha256()
+        buf = bytearray(1 << 18)  # one buffer, reused: no garbage per chunk
+        view = memoryview(buf)
         with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+            while n := handle.readinto(buf):
+                digest.update(view[:n])
         _hash_cache[key] = digest.hexdigest()
     return _hash_cache[key]
 
@@ -221,7 +223,8 @@ class PinozcamPredictor:
         self._req_id = 0
         self.engine = LocalEngine("pinozcam", self._spec, timeout=config.timeout,
                                   start_timeout=max(START_TIMEOUT, config.timeout),
-                                  unload_after=config.unload_after, handshake=self._handshake)
+                                  unload_after=config.unload_after, handshake=self._handshake,
+                                  facts={"package": PACKAGE})
 
     def _spec(self) -> EngineSpec:
         """Runs in a thread at each start: finds and checks the files (hashes are cached)."""
@@ -250,8 +253,8 @@ class PinozcamPredictor:
             raise BadResponse(f"pinozcam runner reports {wrong}, failwatch needs {want}: "
                               f"not a runner/model pair for protocol {PROTOCOL}")
         warm = self._next_id()
-        body = await child.request(CMD_INFER, _RECT.pack(warm, 0, 0, PROC_W, PROC_H)
-                                   + bytes(IN_BYTES), START_TIMEOUT)
+        body = await child.request(CMD_INFER, (_RECT.pack(warm, 0, 0, PROC_W, PROC_H),
+                                               _black(IN_BYTES)), START_TIMEOUT)
         parse_answer(body, warm, Placement(PROC_W, PROC_H, False, 0, 0, PROC_W, PROC_H), 1.0)
         return {"runner_cpus": info.get("cpus"),
                 "score_threshold": info.get("score_thr"),
@@ -263,10 +266,10 @@ class PinozcamPredictor:
 
     async def predict(self, jpeg: bytes, print_id: str,
                       context: PredictContext | None = None) -> Prediction:
-        canvas, where = await asyncio.to_thread(letterbox, jpeg, PROC_W, PROC_H)
+        canvas, where = await off_loop(letterbox, jpeg, PROC_W, PROC_H)
         req_id = self._next_id()
-        payload = _RECT.pack(req_id, where.x, where.y, where.w, where.h) + canvas
-        body = await self.engine.request(CMD_INFER, payload)
+        head = _RECT.pack(req_id, where.x, where.y, where.w, where.h)
+        body = await self.engine.request(CMD_INFER, (head, *canvas))
         try:
             return parse_answer(body, req_id, where, self.score_threshold)
         except BadResponse as exc:
