@@ -4,8 +4,8 @@ The graph is :mod:`bench.obico_graph` (Obico's layer structure and tensors,
 random weights, cached outside the repository). Frames are 1280x720 JPEGs sent
 through the daemon side of ``backend: onnx`` to the real worker process, as the
 daemon does; the same frames go to the PiNozCam engine when pinozcam-runtime
-is installed. The Klipper stand-in (:mod:`bench.klipper_standin`, nice 0,
-10 ms period) runs idle, then beside each engine scoring back to back.
+is installed. The Klipper stand-in of section (h) (``bench.local_engine klippy``:
+nice 0, wakes every 10 ms) runs idle, then beside each engine scoring back to back.
 
 ``python -m bench.onnx_engine`` runs this section alone.
 """
@@ -40,7 +40,7 @@ def frames() -> list[bytes]:
 
 async def _standin(seconds: float) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.klipper_standin", str(seconds), cwd=HERE,
+        sys.executable, "-m", "bench.local_engine", "klippy", "--seconds", str(seconds), cwd=HERE,
         stdout=asyncio.subprocess.PIPE)
 
 
