@@ -28,6 +28,7 @@ from failwatch_moonraker.predictors import (
     start_predictor,
 )
 from failwatch_moonraker.printer.moonraker import AuthFailed, MoonrakerError
+from failwatch_moonraker.secrets import scrub
 
 CHECK_PRINT_ID = "failwatch-check"
 
@@ -38,11 +39,11 @@ class Report:
         self.failed = 0
 
     def ok(self, step: str, detail: str) -> None:
-        print(f"[ OK ] {step}: {detail}", file=self.out, flush=True)
+        print(scrub(f"[ OK ] {step}: {detail}"), file=self.out, flush=True)
 
     def fail(self, step: str, detail: str) -> None:
         self.failed += 1
-        print(f"[FAIL] {step}: {detail}", file=self.out, flush=True)
+        print(scrub(f"[FAIL] {step}: {detail}"), file=self.out, flush=True)
 
 
 async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
