@@ -86,7 +86,10 @@ def run_daemon(config: Config, path: str = "") -> int:
               file=sys.stderr)
         return 2
     from failwatch_moonraker.offline import say_goodbye, start_guardian
+    from failwatch_moonraker.placeholders import placeholder_problems
 
+    for problem in placeholder_problems(config):
+        log.error("config: %s", problem)
     # Outside systemd nothing else notices a SIGKILL: a guardian tells the macros.
     guardian = start_guardian(path or config.path)
     code = asyncio.run(_serve(config))
