@@ -58,15 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"failwatch-moonraker: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    if args.command in ("check", "offline"):  # errors only, on stderr, secrets scrubbed
+        from failwatch_moonraker.logs import setup_logging
+        from failwatch_moonraker.secrets import register, secret_values
+
+        register(secret_values(config))
+        setup_logging("", "ERROR", config.secrets())
     if args.command == "check":
         from failwatch_moonraker.checkup import run_check
 
-        logging.basicConfig(level=logging.ERROR)
         return asyncio.run(run_check(config, sys.stdout))
     if args.command == "offline":
         from failwatch_moonraker import offline
 
-        logging.basicConfig(level=logging.ERROR)
         if args.guard is not None:
             return offline.guard(config, args.guard, sys.stdout)
         return asyncio.run(offline.mark_offline(config, sys.stdout))
