@@ -94,6 +94,10 @@ async def _mark(client: MoonrakerClient, reader: asyncio.Task[None], url: str, o
             if "gcode_macro" in exc.message.lower():  # failwatch_macros.cfg not included
                 _say(out, f"no FAILWATCH_* macros on {url}: nothing to mark")
                 return 0
+            if exc.code == 504:  # our own timer: the line waits for Klipper's G-code lock
+                _say(out, f"Klipper on {url} is busy (heating, for example): the macros say "
+                     "failwatch is not running as soon as it is done")
+                return 0
             _say(out, f"could not mark failwatch offline on {url}: {exc}")
             return 1
         _say(out, f"the FAILWATCH_* macros on {url} now say failwatch is not running")

@@ -75,6 +75,12 @@ def test_log_lines_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
                                None)
     assert RedactSecrets(["other"]).filter(record)
     assert record.getMessage() == "camera: cannot reach http://me:***@cam/x: boom"
+    record = logging.LogRecord("failwatch", logging.ERROR, __file__, 1, "predictor: %s",
+                               ("refused (HTTP 401): Invalid credentials: serial_no=SN "
+                                "access_token=unknown-to-config-42",), None)
+    assert RedactSecrets([]).filter(record)
+    assert record.getMessage() == ("predictor: refused (HTTP 401): Invalid credentials: "
+                                   "serial_no=SN access_token=***")
 
 
 def test_secret_values_of_a_config(tmp_path) -> None:
