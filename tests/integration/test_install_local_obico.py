@@ -20,7 +20,8 @@ def test_new_config_watches_with_the_local_model(host: Host) -> None:  # noqa: F
     out = host.install("--local", "obico").stdout
     cfg = (data / "config" / "failwatch.cfg").read_text()
     assert "\nbackend: onnx\n" in cfg and "\n#backend: obico\n" not in cfg
-    assert parse_config(cfg).predictor.backend == "onnx"  # valid without credentials
+    config = parse_config(cfg)  # valid without credentials
+    assert config.predictor.backend == "onnx" and config.predictor.access_token == ""
     assert "the model is Obico's failure detector (AGPL-3.0 per Obico), downloaded from " \
            "Obico's published URL onto this host; it is not part of failwatch" in out
     assert "uses backend onnx: the model runs on this host, no credentials needed" in out
