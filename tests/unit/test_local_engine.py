@@ -278,3 +278,27 @@ async def test_missing_program_is_unavailable() -> None:
     with pytest.raises(Unavailable, match="cannot start /nonexistent/runner"):
         await eng.request(PING)
     await eng.close()
+
+
+async def test_a_python_worker_built_on_serve(tmp_path: Path) -> None:
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import sys\n"
+        "from failwatch_moonraker.predictors.local.engine import serve\n"
+        "def echo(b):\n    return b[::-1]\n"
+        "def picky(b):\n    raise ValueError('need 4 bytes') if len(b) != 4 else None\n"
+        "def broken(b):\n    return 1 / 0\n"
+        "sys.exit(serve({1: lambda b: b'pong', 7: echo, 8: picky, 9: broken}))\n")
+    eng = LocalEngine("worker", EngineSpec(argv=(sys.executable, str(worker))), timeout=10.0)
+    try:
+        assert await eng.request(1) == b"pong"
+        assert await eng.request(7, (b"ab", b"cd")) == b"dcba"  # parts arrive as one payload
+        with pytest.raises(EngineStatusError, match="status 2: need 4 bytes"):
+            await eng.request(8, b"x")
+        with pytest.raises(EngineStatusError, match="status 3: ZeroDivisionError"):
+            await eng.request(9)
+        with pytest.raises(EngineStatusError, match="status 1: unknown command 5"):
+            await eng.request(5)
+        assert eng.starts == 1  # status errors keep the worker
+    finally:
+        await eng.close()
