@@ -469,8 +469,9 @@ class LocalEngine:
             await child.kill()
         wait = self._next_start - self._clock()
         if wait > 0:
-            raise EngineBackingOff(f"{self.name} is restarted in {wait:.0f} s "
-                              f"(after: {self.last_error or 'a fault'})")
+            # The last fault's own words, unchanged while it lasts: the daemon's fault
+            # log stays quiet about a fault it already reported (facts() has the wait).
+            raise EngineBackingOff(self.last_error or f"{self.name} is being restarted")
         return await self._start()
 
     async def _start(self) -> EngineProcess:
