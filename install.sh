@@ -542,10 +542,10 @@ setup_venv() {
   if [ -n "$LOCAL" ]; then
     info "installing $LOCAL_WHAT"
     run "$VENV/bin/python" -m pip install --quiet --editable "$REPO[$LOCAL]"
-    info "installed failwatch-moonraker[$LOCAL] from $REPO into $VENV"
+    [ "$DRY_RUN" = 1 ] || info "installed failwatch-moonraker[$LOCAL] from $REPO into $VENV"
   else
     run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
-    info "installed failwatch-moonraker from $REPO into $VENV"
+    [ "$DRY_RUN" = 1 ] || info "installed failwatch-moonraker from $REPO into $VENV"
   fi
 }
 
@@ -572,6 +572,9 @@ moonraker_port() {
 install_config() {
   if [ -e "$CFG" ]; then
     info "keeping your $CFG"
+    if [ -n "$(find "$CFG" -maxdepth 0 -perm /044 2>/dev/null)" ]; then
+      info "it holds your tokens and other users can read it: chmod 600 $CFG"
+    fi
     if [ -n "$LOCAL" ]; then
       if grep -Eq "^[[:space:]]*backend[[:space:]]*[:=][[:space:]]*$LOCAL[[:space:]]*$" "$CFG"; then
         info "it already uses backend $LOCAL"
@@ -597,12 +600,15 @@ install_config() {
       -e "s|^(serial_no: YOUR-PRINTER-SERIAL)\$|#serial_no:|"
       -e "s|^(access_token: YOUR-ACCESS-TOKEN)\$|#access_token:|")
   fi
+  # Mode 0600: it will hold the predictor's tokens (Moonraker runs as the same user).
   if [ "${#sedargs[@]}" -eq 0 ]; then
-    write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE" <"$CFG_EXAMPLE"
+    write_file "$CFG" 600 "" "a copy of $CFG_EXAMPLE (mode 0600)" <"$CFG_EXAMPLE"
   else
     sed -E "${sedargs[@]}" "$CFG_EXAMPLE" |
-      write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE, with this instance's settings"
+      write_file "$CFG" 600 "" \
+        "a copy of $CFG_EXAMPLE, with this instance's settings (mode 0600)"
   fi
+  [ "$DRY_RUN" = 1 ] || info "$CFG is readable by $(id -un) only (mode 0600): it holds your tokens"
   if [ -n "$LOCAL" ]; then
     info "$CFG uses backend $LOCAL: the model runs on this host, no credentials needed"
   else
@@ -747,7 +753,17 @@ do_install() {
   install_macros
   install_update_manager
   install_unit
-  [ "$DRY_RUN" = 0 ] || { info "dry run: nothing was changed"; return 0; }
+  if [ "$DRY_RUN" = 1 ]; then
+    if [ "$MOONRAKER_CHANGED" = 1 ]; then
+      info "would then ask you to restart Moonraker for the update manager entry:" \
+        "$SUDO_HINT restart $MR_NAME"
+    fi
+    if [ "$PRINTER_CFG_CHANGED" = 1 ]; then
+      info "would then ask you to restart Klipper (RESTART in the console) for the macros"
+    fi
+    info "dry run: nothing was changed"
+    return 0
+  fi
   info "done: $SERVICE is installed and (re)started.  Next:"
   if [ -n "$LOCAL" ]; then
     info "  1. see what the model makes of your camera's pictures:"

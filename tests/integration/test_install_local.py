@@ -17,7 +17,9 @@ def test_new_config_uses_the_local_backend(host: Host) -> None:  # noqa: F811
     config = parse_config(cfg)  # valid as written, without credentials
     assert config.predictor.backend == "pinozcam"
     assert "\nbackend: pinozcam\n" in cfg
-    assert "YOUR-ACCESS-TOKEN" not in cfg and "YOUR-PRINTER-SERIAL" not in cfg
+    # The example's placeholder credentials are commented out: nothing to fill in.
+    assert config.predictor.serial_no == "" and config.predictor.access_token == ""
+    assert "\n#serial_no:\n" in cfg and "\n#access_token:\n" in cfg
     assert "uses backend pinozcam: the model runs on this host, no credentials needed" in out
     assert "PiNozCam's failure detector" in out and "AGPL-3.0" in out
     assert "not part of failwatch" in out
