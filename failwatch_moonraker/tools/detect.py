@@ -89,11 +89,13 @@ def _render(data: dict[str, dict[str, str]]) -> str:
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
-        given = getattr(args, "config", None)  # -c before "detect"
-        path = args.detect_config or (given if given != DEFAULT_CONFIG_PATH else None)
+        path = args.detect_config or getattr(args, "config", None)  # (-c before "detect")
         config = config_with(path, args.set)
     except ConfigError as exc:
         print(f"failwatch-moonraker: configuration error:\n{exc}", file=err)
+        if "<defaults>" in str(exc):
+            print(f"(no {DEFAULT_CONFIG_PATH}: pass your config with -c PATH, or choose a "
+                  "backend with --set, e.g. --set backend=pinozcam)", file=err)
         return 2
     return asyncio.run(_detect(config, args.images, args.json, args.annotate, out, err))
 

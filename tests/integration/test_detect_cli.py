@@ -97,3 +97,16 @@ async def test_detect_bad_set_is_a_config_error(tmp_path: Path) -> None:
     assert "[predictor] cpus: must list CPU numbers from 0 to" in err
     code, _, err = await run_cli("detect", str(part), "--set", "backend")
     assert code == 2 and "expected KEY=VALUE" in err
+
+
+async def test_detect_without_any_config_says_what_to_do(tmp_path: Path) -> None:
+    part, _ = _pictures(tmp_path)
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "detect", str(part), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "HOME": str(tmp_path)})
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert "serial_no: required for backend 'obico'" in err.decode()
+    assert "--set backend=pinozcam" in err.decode()

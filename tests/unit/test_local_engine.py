@@ -15,6 +15,7 @@ import pytest
 
 from failwatch_moonraker.predictors.base import BadResponse, PredictorError, Unavailable
 from failwatch_moonraker.predictors.local.engine import (
+    EngineBackingOff,
     EngineSpec,
     EngineStatusError,
     LocalEngine,
@@ -151,26 +152,28 @@ async def test_backoff_0_1_5_30() -> None:
             await eng.request(PING)  # fault 1: next start at once
         with pytest.raises(Unavailable, match="code 3"):
             await eng.request(PING)  # fault 2: next start in 1 s
-        with pytest.raises(Unavailable, match="restarted in 1 s"):
-            await eng.request(PING)
+        with pytest.raises(EngineBackingOff, match="code 3"):
+            await eng.request(PING)  # not tried again yet: the same fault, the same words
         assert eng.facts()["state"] == "restarting in 1 s"
         now[0] += 1.0
         with pytest.raises(Unavailable, match="code 3"):
             await eng.request(PING)  # fault 3: 5 s
         now[0] += 4.0
-        with pytest.raises(Unavailable, match="restarted in 1 s"):
+        with pytest.raises(EngineBackingOff):
             await eng.request(PING)
+        assert eng.facts()["state"] == "restarting in 1 s"
         now[0] += 1.0
         with pytest.raises(Unavailable, match="code 3"):
             await eng.request(PING)  # fault 4: 30 s
         now[0] += 29.0
-        with pytest.raises(Unavailable, match="restarted in 1 s"):
+        with pytest.raises(EngineBackingOff):
             await eng.request(PING)
+        assert eng.facts()["state"] == "restarting in 1 s"
         now[0] += 1.0
         with pytest.raises(Unavailable, match="code 3"):
             await eng.request(PING)  # and 30 s from then on
         now[0] += 29.0
-        with pytest.raises(Unavailable, match="restarted in"):
+        with pytest.raises(EngineBackingOff):
             await eng.request(PING)
         assert eng.starts == 5
     finally:
@@ -278,3 +281,27 @@ async def test_missing_program_is_unavailable() -> None:
     with pytest.raises(Unavailable, match="cannot start /nonexistent/runner"):
         await eng.request(PING)
     await eng.close()
+
+
+async def test_a_python_worker_built_on_serve(tmp_path: Path) -> None:
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import sys\n"
+        "from failwatch_moonraker.predictors.local.engine import serve\n"
+        "def echo(b):\n    return b[::-1]\n"
+        "def picky(b):\n    raise ValueError('need 4 bytes') if len(b) != 4 else None\n"
+        "def broken(b):\n    return 1 / 0\n"
+        "sys.exit(serve({1: lambda b: b'pong', 7: echo, 8: picky, 9: broken}))\n")
+    eng = LocalEngine("worker", EngineSpec(argv=(sys.executable, str(worker))), timeout=10.0)
+    try:
+        assert await eng.request(1) == b"pong"
+        assert await eng.request(7, (b"ab", b"cd")) == b"dcba"  # parts arrive as one payload
+        with pytest.raises(EngineStatusError, match="status 2: need 4 bytes"):
+            await eng.request(8, b"x")
+        with pytest.raises(EngineStatusError, match="status 3: ZeroDivisionError"):
+            await eng.request(9)
+        with pytest.raises(EngineStatusError, match="status 1: unknown command 5"):
+            await eng.request(5)
+        assert eng.starts == 1  # status errors keep the worker
+    finally:
+        await eng.close()

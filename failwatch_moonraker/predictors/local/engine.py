@@ -84,6 +84,50 @@ def pack_reply(status: int, payload: bytes = b"") -> bytes:
 Payload = bytes | Sequence[bytes]
 
 
+def serve(handlers: Mapping[int, Callable[[bytes], bytes]]) -> int:
+    """The worker side of the framing, for an engine written in Python.
+
+    Run as ``python -m failwatch_moonraker.predictors.local.<worker>``: reads requests
+    on stdin until EOF (then returns 0, the exit status), answers each with
+    ``handlers[cmd](payload)``; an unknown command is status 1, a handler's
+    ``ValueError`` status 2 (bad payload), any other exception status 3. Blocking
+    and single-threaded on purpose: one request at a time, as the supervisor sends.
+    """
+    import sys
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def read(n: int) -> bytes | None:
+        data = bytearray()
+        while len(data) < n:
+            chunk = stdin.read(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return bytes(data)
+
+    while True:
+        header = read(HEADER.size)
+        if header is None:
+            return 0
+        cmd, length = HEADER.unpack(header)
+        payload = read(length) if length else b""
+        if payload is None:
+            return 0
+        handler = handlers.get(cmd)
+        if handler is None:
+            status, body = 1, f"unknown command {cmd}".encode()
+        else:
+            try:
+                status, body = 0, handler(payload)
+            except ValueError as exc:
+                status, body = 2, str(exc).encode()
+            except Exception as exc:  # reported to the supervisor, the worker goes on
+                status, body = 3, f"{type(exc).__name__}: {exc}".encode()
+        stdout.write(pack_reply(status, body))
+        stdout.flush()
+
+
 class EngineStatusError(BadResponse):
     """The engine answered with a non-zero status; the stream is still in step."""
 
@@ -425,8 +469,9 @@ class LocalEngine:
             await child.kill()
         wait = self._next_start - self._clock()
         if wait > 0:
-            raise EngineBackingOff(f"{self.name} is restarted in {wait:.0f} s "
-                              f"(after: {self.last_error or 'a fault'})")
+            # The last fault's own words, unchanged while it lasts: the daemon's fault
+            # log stays quiet about a fault it already reported (facts() has the wait).
+            raise EngineBackingOff(self.last_error or f"{self.name} is being restarted")
         return await self._start()
 
     async def _start(self) -> EngineProcess:
