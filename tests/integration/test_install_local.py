@@ -61,4 +61,4 @@ def test_pip_installs_the_extra(host: Host) -> None:  # noqa: F811
 def test_unknown_engine_is_refused(host: Host) -> None:  # noqa: F811
     host.add_moonraker()
     proc = host.install("--local", "tflite", expect_rc=2)
-    assert "--local takes: pinozcam; got 'tflite'" in proc.stderr
+    assert "--local takes: pinozcam, obico; got 'tflite'" in proc.stderr
