@@ -230,3 +230,18 @@ async def test_worker_killed_between_frames_is_restarted(red_model: Path) -> Non
         assert "SIGKILL" in (predictor.engine_facts()["last_error"] or "")
     finally:
         await predictor.close()
+
+
+async def test_missing_model_is_said_at_daemon_start(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from failwatch_moonraker.predictors import start_predictor
+
+    caplog.set_level(logging.WARNING)
+    predictor = OnnxPredictor(str(tmp_path / "none.onnx"))
+    try:
+        await start_predictor(predictor)  # what the daemon runs when it starts
+        assert not predictor.engine.running and predictor.engine.starts == 0
+    finally:
+        await predictor.close()
+    assert any("none.onnx does not exist" in r.message and "model fetch obico" in r.message
+               for r in caplog.records)

@@ -8,6 +8,7 @@ decoding live in the worker; nothing here imports them.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import importlib.util
 import json
@@ -182,6 +183,13 @@ class OnnxPredictor:
         return Prediction(p=p, detections=detections, raw=data)
 
     # -- optional hooks the daemon, check and detect call ------------------------------
+
+    async def start(self) -> None:
+        """At daemon start: say now, not at the first print, if the file or runtime is missing.
+
+        Only cheap checks (the worker itself starts with the first frame of a print).
+        """
+        await asyncio.to_thread(self._spec)
 
     async def warm_up(self) -> None:
         """Start the engine now (``detect``: its start-up is not a picture's time)."""
