@@ -245,3 +245,20 @@ async def test_missing_model_is_said_at_daemon_start(tmp_path: Path,
         await predictor.close()
     assert any("none.onnx does not exist" in r.message and "model fetch obico" in r.message
                for r in caplog.records)
+
+
+def test_the_daemon_side_imports_no_runtime() -> None:
+    """onnxruntime, numpy and Pillow live in the worker: the daemon stays small."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from failwatch_moonraker.daemon import Daemon\n"
+            "from failwatch_moonraker.config import parse_config\n"
+            "from failwatch_moonraker.predictors import create_predictor\n"
+            "p = create_predictor(parse_config('[predictor]\\nbackend: onnx\\n').predictor, None)\n"
+            "print(type(p).__name__, sorted(m for m in ('numpy', 'onnxruntime', 'PIL', 'onnx')"
+            " if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "OnnxPredictor []"
