@@ -316,6 +316,8 @@ _BOOLEANS: Final[Mapping[str, bool]] = {
     "0": False,
 }
 _INT_RE = re.compile(r"[+-]?[0-9]+")
+# No option needs more; a larger window or count would overflow a float in the core.
+INT_LIMIT: Final = 10**15
 
 
 def _num(value: float) -> str:
@@ -439,7 +441,18 @@ class Section:
             desc = _describe("an integer", minval, maxval, None)
             self.error(option, f"must be {desc}{self._got(option, raw)}")
             return fallback
-        value = int(raw.strip())
+        text = raw.strip()
+        limit = maxval if maxval is not None else INT_LIMIT
+        if len(text.lstrip("+-0")) > len(str(INT_LIMIT)):  # int() refuses > 4300 digits
+            value = -INT_LIMIT - 1 if text.startswith("-") else INT_LIMIT + 1
+        else:
+            value = int(text)
+        if value < -INT_LIMIT and minval is None:
+            self.error(option, f"must be an integer >= {-INT_LIMIT}{self._got(option, raw)}")
+            return fallback
+        if value > INT_LIMIT and maxval is None:
+            self.error(option, f"must be an integer <= {INT_LIMIT}{self._got(option, raw)}")
+            return fallback
         if minval is not None and value < minval:
             self.error(option, f"must be an integer >= {minval}{self._got(option, raw)}")
             return fallback
