@@ -5,6 +5,12 @@ Follows the Elegoo-Obico contract: multipart form with ``serial_no``,
 errors are ``{"error": "..."}`` with 400/401/429.  The failure score is scripted by
 the test through ``score(frame, print_id)`` so a "spaghetti" can appear at a chosen
 frame, and ``mode`` forces the error answers a client must cope with.
+
+``hostile`` is a queue of raw answers (:class:`Hostile`: any bytes, any status,
+any headers) served, one per request, before the scripted scores resume: NaN,
+Infinity, ``-1e6``, 400-digit integers, JSON nested 100,000 deep, 5 MB bodies,
+``Retry-After: 1e8``. They reach the client byte for byte, as a broken or
+hostile server would send them.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from PIL import Image
 
 from sim._http import Arrivals, LocalHTTPServer
 
-__all__ = ["FakeObicoPredictor", "PREDICT_PATH"]
+__all__ = ["FakeObicoPredictor", "Hostile", "PREDICT_PATH", "hostile_answers"]
 
 PREDICT_PATH = "/ent/partners/api/elegoo/predict/"
 MODES = ("ok", "400", "401", "429", "500", "malformed", "hang")
@@ -33,6 +39,44 @@ SHORT_WINDOW = 310
 LONG_WINDOW = 7200
 IMAGE_W, IMAGE_H = 1280, 720
 TOO_HOT = "You are running too hot! Take it easy buddy..."
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One raw answer: exactly these bytes, this status and these headers."""
+
+    body: bytes
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    name: str = ""
+
+
+def _p(value: str) -> bytes:
+    return b'{"result": {"p": ' + value.encode() + b', "detections": []}}'
+
+
+def hostile_answers() -> list[Hostile]:
+    """The bad answers a server has been seen to give (issue 10, items 1-3), one each."""
+    deep = 100_000
+    return [
+        Hostile(_p("NaN"), name="p NaN"),
+        Hostile(_p("Infinity"), name="p Infinity"),
+        Hostile(_p("-Infinity"), name="p -Infinity"),
+        Hostile(_p("-1e6"), name="p -1e6"),
+        Hostile(_p("1e300"), name="p 1e300"),
+        Hostile(_p("1" * 400), name="p a 400-digit integer"),
+        Hostile(b'{"result": {"p": 0.1, "detections": [[NaN, [1, 2, 3, 4]]]}}',
+                name="a NaN confidence"),
+        Hostile(b'{"result": {"p": 0.1, "detections": [[0.5, [1, Infinity, 3, 4]]]}}',
+                name="an infinite box"),
+        Hostile(b"[" * deep + b"]" * deep, name="JSON nested 100,000 deep"),
+        Hostile(b'{"result": {"p": 0.1, "x": ' + b"[" * deep + b"]" * deep + b"}}",
+                name="JSON nested 100,000 deep in the result"),
+        Hostile(b'{"error": ' + b"[" * deep + b"]" * deep + b"}", status=500,
+                name="an error body nested 100,000 deep"),
+        Hostile(b'{"result": {"p": 0.1, "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}}',
+                name="a 5 MiB answer"),
+    ]
 
 
 def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -106,6 +150,8 @@ class FakeObicoPredictor:
         self.retry_after: float | None = None
         self.latency = 0.0  # seconds of "inference" before answering
         self.requests: list[dict[str, Any]] = []
+        # Served first, one per request; None there is one ordinary scored answer.
+        self.hostile: deque[Hostile | None] = deque()
         self._prints: dict[str, _PrintStats] = {}
         self._long: deque[float] = deque(maxlen=LONG_WINDOW)
         self._lifetime = 0
@@ -190,6 +236,11 @@ class FakeObicoPredictor:
         return response
 
     async def _respond(self, record: dict[str, Any], img: bytes | None) -> web.Response:
+        bad = self.hostile.popleft() if self.hostile else None
+        if bad is not None:
+            record["hostile"] = bad.name
+            return web.Response(status=bad.status, body=bad.body, headers=dict(bad.headers),
+                                content_type="application/json")
         mode = self.mode
         if mode == "hang":
             await self._released.wait()

@@ -38,10 +38,10 @@ from failwatch_moonraker.predictors.base import (
     Prediction,
     RateLimited,
     Unavailable,
+    cap_wait,
 )
 from failwatch_moonraker.predictors.answers import (
     MAX_DETECTIONS,
-    MAX_WAIT,
     check_score,
     checked_prediction,
     load_json,
@@ -129,9 +129,13 @@ def parse_answer(body: bytes, size: tuple[int, int] | None) -> Prediction:
                           "an HTTP-like status number")
     code = int(code_value)
     if code in BACK_OFF_CODES:
-        interval = _number(data.get("interval"))
-        wait = min(interval, MAX_WAIT) if interval is not None and interval > 0 \
-            else BACK_OFF_DEFAULT
+        raw = data.get("interval")
+        if isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                raw = float(raw[:64])
+        asked = cap_wait(raw) if isinstance(raw, (int, float)) and \
+            not isinstance(raw, bool) else None
+        wait = asked if asked else BACK_OFF_DEFAULT  # capped at MAX_WAIT by cap_wait
         raise RateLimited(f"PrintWatch asks to back off (statusCode {code}): "
                           f"{_message(data, b'')}", wait)
     if code == 215:
