@@ -443,10 +443,12 @@ class Section:
             return fallback
         text = raw.strip()
         limit = maxval if maxval is not None else INT_LIMIT
-        if len(text.lstrip("+-0")) > len(str(INT_LIMIT)):  # int() refuses > 4300 digits
-            value = -INT_LIMIT - 1 if text.startswith("-") else INT_LIMIT + 1
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        sign = -1 if text.startswith("-") else 1
+        if len(digits) > len(str(INT_LIMIT)):  # int() refuses more than 4300 digits
+            value = sign * (INT_LIMIT + 1)
         else:
-            value = int(text)
+            value = sign * int(digits)
         if value < -INT_LIMIT and minval is None:
             self.error(option, f"must be an integer >= {-INT_LIMIT}{self._got(option, raw)}")
             return fallback
