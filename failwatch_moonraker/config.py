@@ -442,7 +442,6 @@ class Section:
             self.error(option, f"must be {desc}{self._got(option, raw)}")
             return fallback
         text = raw.strip()
-        limit = maxval if maxval is not None else INT_LIMIT
         digits = text.lstrip("+-").lstrip("0") or "0"
         sign = -1 if text.startswith("-") else 1
         if len(digits) > len(str(INT_LIMIT)):  # int() refuses more than 4300 digits

@@ -72,7 +72,7 @@ class TemporalStats:
     prediction_num_lifetime: int = 0
 
     def update(self, p: float, params: StatsParams) -> None:
-        """Fold one frame's score in, in Obico's order; a non-finite or out-of-range p is refused."""
+        """Fold one frame's score in, in Obico's order; refuses a non-finite or absurd p."""
         if not is_score(p):
             raise BadScore(f"score {_shown(p)} is not a number from 0 to {MAX_SCORE:g}; "
                            "not counted")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import threading
-from pathlib import Path
 
 import aiohttp
 import pytest

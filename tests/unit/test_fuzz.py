@@ -21,7 +21,7 @@ import pytest
 from failwatch_moonraker.config import ConfigError, parse_config
 from failwatch_moonraker.core.session import SessionParams, WatchSession
 from failwatch_moonraker.core.stats import is_score
-from failwatch_moonraker.predictors import PredictorError, Prediction
+from failwatch_moonraker.predictors import Prediction, PredictorError
 from failwatch_moonraker.predictors.remote import ml_api, obico, printwatch
 from failwatch_moonraker.printer.moonraker import MoonrakerClient
 from failwatch_moonraker.store import StateStore, state_problems

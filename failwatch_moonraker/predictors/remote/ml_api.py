@@ -16,16 +16,6 @@ import asyncio
 
 import aiohttp
 
-from failwatch_moonraker.predictors.base import (
-    AuthError,
-    BadRequest,
-    BadResponse,
-    Detection,
-    PredictContext,
-    Prediction,
-    RateLimited,
-    Unavailable,
-)
 from failwatch_moonraker.predictors.answers import (
     MAX_DETECTIONS,
     check_detection,
@@ -36,6 +26,16 @@ from failwatch_moonraker.predictors.answers import (
     short,
     text_of,
     try_json,
+)
+from failwatch_moonraker.predictors.base import (
+    AuthError,
+    BadRequest,
+    BadResponse,
+    Detection,
+    PredictContext,
+    Prediction,
+    RateLimited,
+    Unavailable,
 )
 from failwatch_moonraker.predictors.remote import frameserver
 from failwatch_moonraker.predictors.remote.obico import parse_retry_after

@@ -14,17 +14,6 @@ from typing import Any
 
 import aiohttp
 
-from failwatch_moonraker.predictors.base import (
-    AuthError,
-    BadRequest,
-    BadResponse,
-    Detection,
-    PredictContext,
-    Prediction,
-    RateLimited,
-    Unavailable,
-    cap_wait,
-)
 from failwatch_moonraker.predictors.answers import (
     MAX_DETECTIONS,
     check_detection,
@@ -36,6 +25,17 @@ from failwatch_moonraker.predictors.answers import (
     short,
     text_of,
     try_json,
+)
+from failwatch_moonraker.predictors.base import (
+    AuthError,
+    BadRequest,
+    BadResponse,
+    Detection,
+    PredictContext,
+    Prediction,
+    RateLimited,
+    Unavailable,
+    cap_wait,
 )
 
 MAX_PRINT_ID = 256

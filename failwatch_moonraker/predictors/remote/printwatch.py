@@ -29,17 +29,6 @@ from typing import Any
 import aiohttp
 
 from failwatch_moonraker import __version__
-from failwatch_moonraker.predictors.base import (
-    AuthError,
-    BadRequest,
-    BadResponse,
-    Detection,
-    PredictContext,
-    Prediction,
-    RateLimited,
-    Unavailable,
-    cap_wait,
-)
 from failwatch_moonraker.predictors.answers import (
     MAX_DETECTIONS,
     check_score,
@@ -51,6 +40,17 @@ from failwatch_moonraker.predictors.answers import (
     short,
     text_of,
     try_json,
+)
+from failwatch_moonraker.predictors.base import (
+    AuthError,
+    BadRequest,
+    BadResponse,
+    Detection,
+    PredictContext,
+    Prediction,
+    RateLimited,
+    Unavailable,
+    cap_wait,
 )
 from failwatch_moonraker.predictors.imagesize import jpeg_size
 from failwatch_moonraker.predictors.remote.obico import parse_retry_after
