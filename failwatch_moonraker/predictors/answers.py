@@ -98,17 +98,18 @@ def checked_prediction(p: Any, detections: Iterable[Detection] = (),
     return Prediction(p=score, detections=tuple(kept), raw=raw if raw is not None else {})
 
 
-def load_json(body: bytes, what: str = "answer") -> Any:
+def load_json(body: bytes, what: str = "") -> Any:
     """Decode an answer: too big, not UTF-8, not JSON or nested too deep is BadResponse."""
+    of = f" {what}" if what else ""
     if len(body) > MAX_ANSWER_BYTES:
-        raise BadResponse(f"bad answer: {what} of {len(body) // 1024} KiB is larger than "
+        raise BadResponse(f"bad answer:{of} {len(body) // 1024} KiB, larger than "
                           f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB")
     try:
         return json.loads(body)
     except RecursionError:
-        raise BadResponse(f"bad answer: {what} is JSON nested too deep") from None
+        raise BadResponse(f"bad answer:{of} JSON nested too deep") from None
     except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
-        raise BadResponse(f"bad answer: {what} is not JSON: {text_of(body)[:80]!r}") from None
+        raise BadResponse(f"bad answer:{of} not JSON: {text_of(body)[:80]!r}") from None
 
 
 def try_json(body: bytes) -> Any:

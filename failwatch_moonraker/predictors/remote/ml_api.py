@@ -66,12 +66,12 @@ def parse_detections(body: bytes, bending_factor: float = 1.0) -> Prediction:
     data = load_json(body)
     raw = data.get("detections") if isinstance(data, dict) else None
     if not isinstance(raw, list):
-        raise BadResponse("answer has no 'detections' list")
+        raise BadResponse("bad answer: no 'detections' list")
     out: list[Detection] = []
     for item in raw[:MAX_DETECTIONS]:
         if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], list)
                 and len(item[2]) == 4):
-            raise BadResponse(f"malformed detection {short(item)}")
+            raise BadResponse(f"bad answer: malformed detection {short(item)}")
         conf, box = check_detection(item[1], item[2])
         out.append((conf * bending_factor, box))
     return checked_prediction(sum(c for c, _ in out), out, raw=data)

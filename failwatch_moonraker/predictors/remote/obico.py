@@ -73,13 +73,13 @@ def parse_detections(raw: Any) -> tuple[Detection, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise BadResponse("'detections' is not a list")
+        raise BadResponse("bad answer: 'detections' is not a list")
     out: list[Detection] = []
     for item in raw[:MAX_DETECTIONS]:
         if isinstance(item, list) and len(item) == 3 and isinstance(item[0], str):
             item = item[1:]
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], list)):
-            raise BadResponse(f"malformed detection {short(item)}")
+            raise BadResponse(f"bad answer: malformed detection {short(item)}")
         out.append(check_detection(item[0], item[1]))
     return tuple(out)
 
@@ -89,9 +89,9 @@ def parse_response(body: bytes) -> Prediction:
     data = load_json(body)
     result = data.get("result") if isinstance(data, dict) else None
     if not isinstance(result, dict):
-        raise BadResponse("answer has no 'result' object")
+        raise BadResponse("bad answer: no 'result' object")
     if "p" not in result:
-        raise BadResponse("answer has no numeric 'p'")
+        raise BadResponse("bad answer: no numeric 'p'")
     p = check_score(result.get("p"), "'p'")
     return checked_prediction(p, parse_detections(result.get("detections")), raw=result)
 

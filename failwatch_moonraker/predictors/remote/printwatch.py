@@ -98,17 +98,17 @@ def convert_boxes(raw: Any, score: float, size: tuple[int, int] | None) -> tuple
         try:
             raw = load_json(raw.encode("utf-8", "replace"), "'boxes'")
         except BadResponse:
-            raise BadResponse(f"'boxes' is not a list: {raw[:80]!r}") from None
+            raise BadResponse(f"bad answer: 'boxes' is not a list: {raw[:80]!r}") from None
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise BadResponse("'boxes' is not a list")
+        raise BadResponse("bad answer: 'boxes' is not a list")
     sx, sy = (size[0] / BOX_SPACE, size[1] / BOX_SPACE) if size else (1.0, 1.0)
     out: list[Detection] = []
     for box in raw[:MAX_DETECTIONS]:
         values = [_number(v) for v in box[:5]] if isinstance(box, list) else []
         if len(values) < 4 or any(v is None for v in values[:4]):
-            raise BadResponse(f"malformed box {short(box)}")
+            raise BadResponse(f"bad answer: malformed box {short(box)}")
         x1, y1, x2, y2 = (float(v) for v in values[:4])  # type: ignore[arg-type]
         conf = values[4] if len(values) > 4 and values[4] is not None else score
         x1, x2 = sorted((x1, x2))
@@ -122,7 +122,7 @@ def parse_answer(body: bytes, size: tuple[int, int] | None) -> Prediction:
     """A 200 answer: its ``statusCode`` mapped to the taxonomy, or the prediction."""
     data = load_json(body)
     if not isinstance(data, dict):
-        raise BadResponse("answer is not a JSON object")
+        raise BadResponse("bad answer: not a JSON object")
     code_value = _number(data.get("statusCode"))
     if code_value is None or not 0 <= code_value < 1000:
         raise BadResponse(f"bad answer: 'statusCode' {short(data.get('statusCode'))} is not "
@@ -148,16 +148,17 @@ def parse_answer(body: bytes, size: tuple[int, int] | None) -> Prediction:
         raise AuthError(f"PrintWatch refused the api_key (statusCode {code}): "
                         f"{_message(data, b'')}")
     if code != 200:
-        raise BadResponse(f"unknown PrintWatch statusCode {code}: {_message(data, b'')}")
+        raise BadResponse(f"bad answer: unknown PrintWatch statusCode {code}: "
+                          f"{_message(data, b'')}")
     raw_score = data.get("score")
     if raw_score is None:
-        raise BadResponse("answer has no numeric 'score'")
+        raise BadResponse("bad answer: no numeric 'score'")
     if isinstance(raw_score, str):  # the legacy API sends numbers as text
         with contextlib.suppress(ValueError):
             raw_score = float(raw_score[:64])
     score = check_score(raw_score, "'score'")
     if "defect_detected" in data and _flag(data["defect_detected"]) is None:
-        raise BadResponse("'defect_detected' is not a boolean")
+        raise BadResponse("bad answer: 'defect_detected' is not a boolean")
     return checked_prediction(score, convert_boxes(data.get("boxes"), score, size), raw=data)
 
 
