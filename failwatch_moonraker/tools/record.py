@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from failwatch_moonraker.config import RecordConfig
 from failwatch_moonraker.core.session import FrameOutcome, WatchSession
+from failwatch_moonraker.core.stats import MAX_SCORE, is_score
 from failwatch_moonraker.predictors import Prediction
 
 log = logging.getLogger("failwatch.record")
@@ -469,8 +470,11 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value) if math.isfinite(value) else None
+        except OverflowError:  # an integer of hundreds of digits
+            return None
     return None
 
 
@@ -484,7 +488,7 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             rec.bad_lines += 1  # e.g. a line cut short by a full disk
             continue
         if not isinstance(obj, dict):
@@ -509,7 +513,7 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
                 params = dict(obj["params"])
         elif kind is None:
             t, p = _num(obj.get("t")), _num(obj.get("p"))
-            if t is None or p is None:
+            if t is None or p is None or not is_score(p):  # the statistics would refuse it
                 rec.bad_lines += 1
                 continue
             stats = obj.get("stats")
@@ -542,6 +546,9 @@ def _read_csv(file: Path, handle: IO[str]) -> Recording:
                                  f"got {','.join(row)[:60]!r}") from None
         if not (math.isfinite(t) and math.isfinite(p)):
             raise RecordingError(f"{file}: line {number}: not a finite number")
+        if not is_score(p):
+            raise RecordingError(f"{file}: line {number}: p must be a number from 0 to "
+                                 f"{MAX_SCORE:g}, got {p:g}")
         rec.frames.append(RecordedFrame(t, p))
     if not rec.frames:
         raise RecordingError(f"{file}: no 'time,p' rows")

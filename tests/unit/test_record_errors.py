@@ -75,3 +75,20 @@ async def test_close_stays_under_two_seconds_when_the_writer_is_stuck(
     await asyncio.wait_for(recorder.close(), 5)
     assert time.monotonic() - started < 2.0
     release.set()
+
+
+def test_a_recording_with_scores_the_statistics_refuse_is_read_without_them(
+        tmp_path: Path) -> None:
+    header = ('{"type": "header", "format": "failwatch-recording", "version": 1, '
+              '"print_id": "a", "stats": {}, "params": {}}')
+    frames = ['{"t": 1, "p": 0.1}', '{"t": 2, "p": -5}', '{"t": 3, "p": 1e300}',
+              '{"t": 4, "p": ' + "1" * 400 + "}", "[" * 100_000 + "]" * 100_000,
+              '{"t": 5, "p": 0.2}']
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join([header, *frames]) + "\n")
+    rec = record.read_recording(path)
+    assert [f.p for f in rec.frames] == [0.1, 0.2] and rec.bad_lines == 4
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("time,p\n0,0.1\n10,-3\n")
+    with pytest.raises(record.RecordingError, match="line 3: p must be a number from 0 to 1000"):
+        record.read_recording(csv_path)
