@@ -8,6 +8,7 @@ by a server are honoured up to 10 minutes.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 
@@ -166,3 +167,15 @@ async def test_a_huge_answer_is_not_read_past_the_cap_and_retry_after_is_capped(
             with pytest.raises(RateLimited) as caught:
                 await predictor.predict(b"\xff\xd8\xff", "print-1")
             assert caught.value.retry_after == 600.0
+
+
+def test_a_broken_printer_status_never_breaks_the_printwatch_request() -> None:
+    from failwatch_moonraker.predictors import PredictContext
+
+    predictor = printwatch.PrintWatchPredictor(None, "http://127.0.0.1:9", "k", "p")  # type: ignore[arg-type]
+    for progress, duration in [(math.nan, math.inf), (1e-300, 1e308), (-1.0, -5.0),
+                               (math.inf, math.nan), (0.5, 100.0)]:
+        body = predictor.payload(b"\xff\xd8", "print-1", PredictContext(
+            progress=progress, print_duration=duration, total_duration=duration))
+        json.dumps(body, allow_nan=False)
+    assert body["printTime"] == 100 and body["printTimeLeft"] == 100 and body["progress"] == 50.0

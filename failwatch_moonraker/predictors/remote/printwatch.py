@@ -200,9 +200,11 @@ class PrintWatchPredictor:
             self._ticket = ticket
             self._scores.clear()
         ctx = context or PredictContext()
-        progress = ctx.progress if ctx.progress is not None else 0.0
-        printed = ctx.print_duration if ctx.print_duration is not None else \
-            (ctx.total_duration or 0.0)
+        progress = min(1.0, max(0.0, number(ctx.progress) or 0.0))
+        printed = number(ctx.print_duration)
+        if printed is None:
+            printed = number(ctx.total_duration) or 0.0
+        printed = min(max(printed, 0.0), 1e9)  # a broken status never breaks the request
         left = printed / progress - printed if progress > 0.001 else 0.0
         return {
             "api_key": self._api_key,
