@@ -113,7 +113,12 @@ def load_json(body: bytes, what: str = "") -> Any:
 
 
 def try_json(body: bytes) -> Any:
-    """``load_json`` for error bodies: None instead of an exception."""
+    """``load_json`` for error bodies: None instead of an exception.
+
+    Only small bodies are parsed (error messages are); this runs on the event loop.
+    """
+    if len(body) > OFF_LOOP_BYTES:
+        return None
     try:
         return load_json(body)
     except BadResponse:
