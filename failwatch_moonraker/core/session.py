@@ -217,7 +217,7 @@ class WatchSession:
         stats = TemporalStats.from_dict(raw_stats if isinstance(raw_stats, dict) else {}, found)
         session = cls(params, stats)
         print_id = data.get("print_id")
-        session.print_id = print_id if isinstance(print_id, str) and len(print_id) <= 1024 \
+        session.print_id = print_id if isinstance(print_id, str) and len(print_id) <= 4096 \
             else None
         if print_id is not None and session.print_id is None:
             found.append("print_id")

@@ -237,10 +237,15 @@ class MoonrakerClient:
                 self.last_error = str(exc)
                 log.warning("moonraker: %s; reconnecting in %g s", exc, delay)
             except Exception as exc:  # a malformed answer during connect, a bug in a hook
-                self.last_error = f"{exc.__class__.__name__}: {exc}"[:300]
+                error = f"{exc.__class__.__name__}: {exc}"[:300]
                 unexpected = True
-                log.error("moonraker: unexpected error on the connection to %s; dropped it, "
-                          "reconnecting in %g s", self.url, delay, exc_info=True)
+                if error != self.last_error:  # the traceback once, not every reconnect
+                    log.error("moonraker: unexpected error on the connection to %s; dropped "
+                              "it, reconnecting in %g s", self.url, delay, exc_info=True)
+                else:
+                    log.warning("moonraker: the same error again (%s); reconnecting in %g s",
+                                error, delay)
+                self.last_error = error
             if identified:
                 log.warning("moonraker: connection lost; reconnecting")
                 if self.on_disconnect is not None:

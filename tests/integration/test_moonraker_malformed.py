@@ -120,3 +120,23 @@ async def test_a_webcam_list_of_numbers_does_not_stop_the_daemon(
             assert daemon.client.ready.is_set() and daemon.client.connects == 1
     assert "camera: Moonraker has no webcam" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+async def test_the_same_error_at_every_connect_logs_its_traceback_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    attempts: list[int] = []
+
+    async def on_connect() -> None:
+        attempts.append(1)
+        if len(attempts) <= 3:
+            raise TypeError("unhashable type: 'list'")
+
+    async with HostileMoonraker() as server:
+        client = MoonrakerClient(server.url, on_connect=on_connect)
+        async with client_running(client) as task:
+            await asyncio.wait_for(client.ready.wait(), 30)  # it backs off in between
+            assert not task.done() and server.connections == 4
+    with_trace = [r for r in caplog.records if r.exc_info]
+    assert len(with_trace) == 1
+    assert caplog.text.count("the same error again (TypeError: unhashable type") == 2
