@@ -186,7 +186,8 @@ class ObicoMLAPIPredictor:
         endpoint = f"{self.url}/hc/"
         try:
             async with self._session.get(endpoint, timeout=self._timeout) as resp:
-                text = (await resp.text(errors="replace")).strip()
+                body = await read_capped(resp.content, 64 * 1024)
+                text = body.decode("utf-8", "replace").strip()
                 status = resp.status
         except asyncio.TimeoutError:
             raise Unavailable(
