@@ -72,6 +72,8 @@ from failwatch_moonraker.printer.moonraker import (
     MoonrakerError,
     console_via_unix_socket,
 )
+from failwatch_moonraker.secrets import register as register_secrets
+from failwatch_moonraker.secrets import secret_values
 from failwatch_moonraker.store import StateStore, state_problems
 from failwatch_moonraker.tools.record import Recorder
 
@@ -144,6 +146,7 @@ class Daemon:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  http: aiohttp.ClientSession | None = None) -> None:
         self.config = config
+        register_secrets(secret_values(config))  # scrubbed from the console and logs
         self.clock = clock
         self._shared_http = http  # a farm shares one HTTP session between its printers
         self.store = StateStore(config.state.path)
