@@ -335,6 +335,8 @@ _BOOLEANS: Final[Mapping[str, bool]] = {
     "0": False,
 }
 _INT_RE = re.compile(r"[+-]?[0-9]+")
+# No option needs more; a larger window or count would overflow a float in the core.
+INT_LIMIT: Final = 10**15
 
 
 def _num(value: float) -> str:
@@ -458,7 +460,19 @@ class Section:
             desc = _describe("an integer", minval, maxval, None)
             self.error(option, f"must be {desc}{self._got(option, raw)}")
             return fallback
-        value = int(raw.strip())
+        text = raw.strip()
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        sign = -1 if text.startswith("-") else 1
+        if len(digits) > len(str(INT_LIMIT)):  # int() refuses more than 4300 digits
+            value = sign * (INT_LIMIT + 1)
+        else:
+            value = sign * int(digits)
+        if value < -INT_LIMIT and minval is None:
+            self.error(option, f"must be an integer >= {-INT_LIMIT}{self._got(option, raw)}")
+            return fallback
+        if value > INT_LIMIT and maxval is None:
+            self.error(option, f"must be an integer <= {INT_LIMIT}{self._got(option, raw)}")
+            return fallback
         if minval is not None and value < minval:
             self.error(option, f"must be an integer >= {minval}{self._got(option, raw)}")
             return fallback

@@ -76,7 +76,7 @@ from failwatch_moonraker.printer.moonraker import (
 )
 from failwatch_moonraker.secrets import register as register_secrets
 from failwatch_moonraker.secrets import secret_values
-from failwatch_moonraker.store import StateStore
+from failwatch_moonraker.store import StateStore, state_problems
 from failwatch_moonraker.tools.record import Recorder
 
 log = logging.getLogger("failwatch")
@@ -155,9 +155,12 @@ class Daemon:
         saved = self.store.load()
         raw_session = saved.get("session")
         self.settings = Settings.from_dict(saved.get("settings"))
+        damaged = state_problems(saved)
         self.session = WatchSession.from_dict(
-            self._params(), raw_session if isinstance(raw_session, dict) else {}
+            self._params(), raw_session if isinstance(raw_session, dict) else {}, damaged
         )
+        if damaged:  # reset to valid values; the file as it was is kept aside
+            self.store.keep_damaged(damaged)
         self.recorder = (Recorder(config.record, self.session, config.notify.printer_name)
                          if config.record.enabled else None)
         self.status: dict[str, dict[str, Any]] = {}
@@ -830,5 +833,5 @@ class Daemon:
         async with self._save_lock:
             try:
                 await asyncio.to_thread(self.store.save, data)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NaN, never written
                 log.error("state: cannot write %s: %s", self.store.path, exc)

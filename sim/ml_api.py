@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ from aiohttp import web
 from PIL import Image
 
 from sim._http import Arrivals, LocalHTTPServer
-from sim.predictor import split_detections
+from sim.predictor import Hostile, serve_hostile, split_detections
 
 __all__ = ["FakeMLAPI"]
 
@@ -39,6 +40,8 @@ class FakeMLAPI:
         self.token = token
         self.score: Callable[[int, str], float] = score or (lambda frame, url: 0.02)
         self.mode = "ok"
+        # Raw bad answers served first, one per request (None: one ordinary answer).
+        self.hostile: deque[Hostile | None] = deque()
         self.healthy = True
         self.refetch = False
         self.latency = 0.0
@@ -156,6 +159,10 @@ class FakeMLAPI:
         record["img_dims"] = (width, height)
         if self.latency:
             await asyncio.sleep(self.latency)
+        bad = self.hostile.popleft() if self.hostile else None
+        if bad is not None:
+            record["hostile"] = bad.name
+            return serve_hostile(bad)
         if mode == "malformed":
             return web.Response(text='{"detections": [["failure", 0.5', status=200,
                                 content_type="application/json")

@@ -5,6 +5,12 @@ Follows the Elegoo-Obico contract: multipart form with ``serial_no``,
 errors are ``{"error": "..."}`` with 400/401/429.  The failure score is scripted by
 the test through ``score(frame, print_id)`` so a "spaghetti" can appear at a chosen
 frame, and ``mode`` forces the error answers a client must cope with.
+
+``hostile`` is a queue of raw answers (:class:`Hostile`: any bytes, any status,
+any headers) served, one per request, before the scripted scores resume: NaN,
+Infinity, ``-1e6``, 400-digit integers, JSON nested 100,000 deep, 5 MB bodies,
+``Retry-After: 1e8``. They reach the client byte for byte, as a broken or
+hostile server would send them.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from PIL import Image
 
 from sim._http import Arrivals, LocalHTTPServer
 
-__all__ = ["FakeObicoPredictor", "PREDICT_PATH"]
+__all__ = ["FakeObicoPredictor", "Hostile", "PREDICT_PATH", "hostile_answers", "serve_hostile"]
 
 PREDICT_PATH = "/ent/partners/api/elegoo/predict/"
 MODES = ("ok", "400", "401", "401_echo", "429", "500", "malformed", "hang")
@@ -33,6 +39,85 @@ SHORT_WINDOW = 310
 LONG_WINDOW = 7200
 IMAGE_W, IMAGE_H = 1280, 720
 TOO_HOT = "You are running too hot! Take it easy buddy..."
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One raw answer: exactly these bytes, this status and these headers."""
+
+    body: bytes
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    name: str = ""
+
+
+def _p(value: str) -> bytes:
+    return b'{"result": {"p": ' + value.encode() + b', "detections": []}}'
+
+
+def hostile_answers(backend: str = "obico") -> list[Hostile]:
+    """The bad answers a server has been seen to give (issue 10, items 1-2), one each,
+    in the shape of ``backend``'s answers (``obico``, ``obico_ml_api``, ``printwatch``)."""
+    deep = 100_000
+    nested = b"[" * deep + b"]" * deep
+    pad = b"x" * (5 * 1024 * 1024)
+    common = [
+        Hostile(nested, name="JSON nested 100,000 deep"),
+        Hostile(b'{"error": ' + nested + b"}", status=500,
+                name="an error body nested 100,000 deep"),
+    ]
+    if backend == "obico_ml_api":
+        def det(conf: str) -> bytes:
+            return b'{"detections": [["failure", ' + conf.encode() + b", [10, 10, 5, 5]]]}"
+        return [
+            Hostile(det("NaN"), name="confidence NaN"),
+            Hostile(det("Infinity"), name="confidence Infinity"),
+            Hostile(det("-1e6"), name="confidence -1e6"),
+            Hostile(det("1" * 400), name="confidence a 400-digit integer"),
+            Hostile(b'{"detections": [["failure", 0.5, [1, NaN, 3, 4]]]}', name="a NaN box"),
+            Hostile(b'{"detections": ' + nested + b"}", name="detections nested deep"),
+            *common,
+            Hostile(b'{"detections": [], "pad": "' + pad + b'"}', name="a 5 MiB answer"),
+        ]
+    if backend == "printwatch":
+        def pw(score: str, code: str = "200") -> bytes:
+            return (b'{"statusCode": ' + code.encode() + b', "score": ' + score.encode()
+                    + b', "defect_detected": false, "boxes": []}')
+        return [
+            Hostile(pw("NaN"), name="score NaN"),
+            Hostile(pw('"nan"'), name='score "nan"'),
+            Hostile(pw("-1e6"), name="score -1e6"),
+            Hostile(pw("1" * 400), name="score a 400-digit integer"),
+            Hostile(pw("0.1", '"nan"'), name='statusCode "nan"'),
+            Hostile(pw("0.1", "1e999"), name="statusCode 1e999"),
+            Hostile(pw("0.1").replace(b'"boxes": []', b'"boxes": [[1, 2, Infinity, 4]]'),
+                    name="an infinite box"),
+            *common,
+            Hostile(b'{"statusCode": 200, "score": 0.1, "pad": "' + pad + b'"}',
+                    name="a 5 MiB answer"),
+        ]
+    return [
+        Hostile(_p("NaN"), name="p NaN"),
+        Hostile(_p("Infinity"), name="p Infinity"),
+        Hostile(_p("-Infinity"), name="p -Infinity"),
+        Hostile(_p("-1e6"), name="p -1e6"),
+        Hostile(_p("1e300"), name="p 1e300"),
+        Hostile(_p("1" * 400), name="p a 400-digit integer"),
+        Hostile(b'{"result": {"p": 0.1, "detections": [[NaN, [1, 2, 3, 4]]]}}',
+                name="a NaN confidence"),
+        Hostile(b'{"result": {"p": 0.1, "detections": [[0.5, [1, Infinity, 3, 4]]]}}',
+                name="an infinite box"),
+        Hostile(b'{"result": {"p": 0.1, "x": ' + nested + b"}}",
+                name="JSON nested 100,000 deep in the result"),
+        *common,
+        Hostile(b'{"result": {"p": 0.1, "pad": "' + pad + b'"}}', name="a 5 MiB answer"),
+    ]
+
+
+def serve_hostile(bad: Hostile) -> web.Response:
+    """The raw answer, byte for byte."""
+    return web.Response(status=bad.status, body=bad.body, headers=dict(bad.headers),
+                        content_type="application/json")
 
 
 def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -107,6 +192,8 @@ class FakeObicoPredictor:
         self.retry_after: float | None = None
         self.latency = 0.0  # seconds of "inference" before answering
         self.requests: list[dict[str, Any]] = []
+        # Served first, one per request; None there is one ordinary scored answer.
+        self.hostile: deque[Hostile | None] = deque()
         self._prints: dict[str, _PrintStats] = {}
         self._long: deque[float] = deque(maxlen=LONG_WINDOW)
         self._lifetime = 0
@@ -191,6 +278,10 @@ class FakeObicoPredictor:
         return response
 
     async def _respond(self, record: dict[str, Any], img: bytes | None) -> web.Response:
+        bad = self.hostile.popleft() if self.hostile else None
+        if bad is not None:
+            record["hostile"] = bad.name
+            return serve_hostile(bad)
         mode = self.mode
         if mode == "hang":
             await self._released.wait()

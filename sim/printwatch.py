@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import io
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from aiohttp import web
 from PIL import Image
 
 from sim._http import Arrivals, LocalHTTPServer
+from sim.predictor import Hostile, serve_hostile
 
 __all__ = ["BOX_640", "FakePrintWatch", "INFER_PATH"]
 
@@ -40,6 +42,8 @@ class FakePrintWatch:
         self.api_key = api_key
         self.score: Callable[[int, str], float] = score or (lambda frame, ticket: 0.02)
         self.mode = "ok"
+        # Raw bad answers served first, one per request (None: one ordinary answer).
+        self.hostile: deque[Hostile | None] = deque()
         self.interval: float | None = None  # sent with back-off codes when set
         self.requests: list[dict[str, Any]] = []
         self.frames: dict[str, int] = {}  # per ticket
@@ -127,6 +131,10 @@ class FakePrintWatch:
             kind = None
         if kind != "JPEG":
             return self._code(217, "infer fail: not an image")
+        bad = self.hostile.popleft() if self.hostile else None
+        if bad is not None:
+            self.requests[-1]["hostile"] = bad.name
+            return serve_hostile(bad)
         if mode == "malformed":
             return web.Response(text='{"statusCode": 200, "score": ', status=200,
                                 content_type="application/json")

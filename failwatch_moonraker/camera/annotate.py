@@ -8,8 +8,10 @@ here, and all of it runs in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import math
 import os
 import re
 import time
@@ -25,6 +27,10 @@ VISUALIZATION_THRESHOLD = 0.2  # Obico draws boxes above this confidence
 BOX_COLOUR = (0, 255, 0)
 BOX_WIDTH = 3
 SUFFIX = ".jpg"
+TMP_SUFFIX = ".tmp"
+MAX_NAME = 100  # characters of the level/print name kept in a file name
+MAX_BOXES = 1000
+_STAMP_GLOB = "[0-9]" * 8 + "-" + "[0-9]" * 6 + ".[0-9][0-9][0-9]"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -36,10 +42,10 @@ def draw(jpeg: bytes, detections: Sequence[Detection], caption: str,
     with Image.open(io.BytesIO(jpeg)) as img:
         out = img.convert("RGB")
     pen = ImageDraw.Draw(out)
-    for conf, (xc, yc, w, h) in detections:
-        if conf <= threshold:
+    for conf, (xc, yc, w, h) in detections[:MAX_BOXES]:
+        box = drawable_box(conf, xc, yc, w, h, out.size)
+        if box is None or conf <= threshold:
             continue
-        box = (xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2)
         pen.rectangle(box, outline=BOX_COLOUR, width=BOX_WIDTH)
         pen.text((box[0] + 4, max(0.0, box[1] - 12)), f"{conf:.2f}", fill=BOX_COLOUR)
     text_box = pen.textbbox((8, 8), caption)
@@ -48,6 +54,35 @@ def draw(jpeg: bytes, detections: Sequence[Detection], caption: str,
     buf = io.BytesIO()
     out.save(buf, format="JPEG", quality=85)
     return buf.getvalue()
+
+
+def drawable_box(conf: float, xc: float, yc: float, w: float, h: float,
+                 size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """``(x0, y0, x1, y1)`` clipped to the picture, or None for a box not worth drawing.
+
+    Inverted (negative size), NaN or infinite boxes are skipped: Pillow raises on
+    an inverted rectangle, and a crash of the drawing would lose the snapshot.
+    """
+    values = (conf, xc, yc, w, h)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return None
+    if w < 0 or h < 0:
+        return None
+    width, height = size
+    x0 = min(max(xc - w / 2, 0.0), width - 1.0)
+    y0 = min(max(yc - h / 2, 0.0), height - 1.0)
+    x1 = min(max(xc + w / 2, 0.0), width - 1.0)
+    y1 = min(max(yc + h / 2, 0.0), height - 1.0)
+    if x1 < x0 or y1 < y0:
+        return None
+    return (x0, y0, x1, y1)
+
+
+def snapshot_name(stamp: str, name: str) -> str:
+    """``<stamp>-<name>.jpg``, safe and short whatever the name (a fallback print id
+    can be hundreds of characters; file systems allow 255 bytes)."""
+    safe = _SAFE.sub("_", name)[:MAX_NAME] or "snapshot"
+    return f"{stamp}-{safe}{SUFFIX}"
 
 
 @dataclass
@@ -63,6 +98,24 @@ class SnapshotStore:
         self.max_size = max_size
         self.public_url = public_url.rstrip("/")
         self._failed = False
+        self.remove_temporary()
+
+    def remove_temporary(self) -> list[Path]:
+        """Delete ``.tmp`` files a kill left in the middle of a save (at start-up)."""
+        removed: list[Path] = []
+        try:
+            # Only our own names (<stamp>-<name>.tmp): the folder may hold others' files.
+            leftovers = list(self.folder.glob(f"{_STAMP_GLOB}-*{TMP_SUFFIX}"))
+        except OSError:
+            return removed
+        for tmp in leftovers:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+        if removed:
+            log.info("snapshots: removed %d temporary file(s) left by an interrupted save in %s",
+                     len(removed), self.folder)
+        return removed
 
     def link_for(self, path: Path) -> str:
         """Moonraker serves ``<data>/logs`` as the ``logs`` root: /server/files/logs/..."""
@@ -82,8 +135,8 @@ class SnapshotStore:
             self.folder.mkdir(parents=True, exist_ok=True)
             now = time.time()
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.3f}"[1:]
-            path = self.folder / f"{stamp}-{_SAFE.sub('_', name)}{SUFFIX}"
-            tmp = path.with_suffix(".tmp")
+            path = self.folder / snapshot_name(stamp, name)
+            tmp = path.with_suffix(TMP_SUFFIX)
             tmp.write_bytes(data)
             os.replace(tmp, path)
             self.prune()

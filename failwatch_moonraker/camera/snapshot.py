@@ -84,7 +84,13 @@ def snapshot_url_of(webcam: dict[str, Any]) -> str:
 
 
 def pick_webcam(webcams: list[dict[str, Any]], name: str = "") -> dict[str, Any] | None:
-    """The named webcam, else the first enabled one that can give a snapshot."""
+    """The named webcam, else the first enabled one that can give a snapshot.
+
+    Entries that are not objects (a broken answer) are skipped.
+    """
+    if not isinstance(webcams, list):
+        return None
+    webcams = [cam for cam in webcams if isinstance(cam, dict)]
     if name:
         for cam in webcams:
             if cam.get("name") == name:

@@ -19,6 +19,7 @@ daemon must do. The rules, after Obico's server (``obico.md`` §1.7):
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from failwatch_moonraker.core.policy import (
     decide_buffer,
     defective_count,
 )
-from failwatch_moonraker.core.stats import StatsParams, TemporalStats
+from failwatch_moonraker.core.stats import StatsParams, TemporalStats, is_score
 
 if TYPE_CHECKING:
     from failwatch_moonraker.config import DetectionConfig
@@ -151,7 +152,7 @@ class WatchSession:
         """Fold a predictor score in and decide; None if no print is being watched."""
         if not self.watching:
             return None
-        self.stats.update(p, self.params.stats)
+        self.stats.update(p, self.params.stats)  # refuses (BadScore) a non-finite p
         policy = self.params.policy
         if policy.kind == "buffer":
             self.recent.append(p)
@@ -206,23 +207,49 @@ class WatchSession:
         }
 
     @classmethod
-    def from_dict(cls, params: SessionParams, data: dict[str, Any]) -> WatchSession:
+    def from_dict(cls, params: SessionParams, data: dict[str, Any],
+                  problems: list[str] | None = None) -> WatchSession:
+        """Rebuild from :meth:`to_dict`; invalid values are reset and named in ``problems``."""
+        found: list[str] = []
         raw_stats = data.get("stats")
-        stats = TemporalStats.from_dict(raw_stats if isinstance(raw_stats, dict) else {})
+        if raw_stats is not None and not isinstance(raw_stats, dict):
+            found.append("stats (not an object)")
+        stats = TemporalStats.from_dict(raw_stats if isinstance(raw_stats, dict) else {}, found)
         session = cls(params, stats)
         print_id = data.get("print_id")
-        session.print_id = print_id if isinstance(print_id, str) else None
+        session.print_id = print_id if isinstance(print_id, str) and len(print_id) <= 4096 \
+            else None
+        if print_id is not None and session.print_id is None:
+            found.append("print_id")
         session.failure_fired = data.get("failure_fired") is True
         recent = data.get("recent")
         if isinstance(recent, list) and session.print_id is not None:
-            session.recent.extend(float(v) for v in recent
-                                  if isinstance(v, (int, float)) and not isinstance(v, bool))
+            good = [float(v) for v in recent[-10_000:] if is_score(v)]
+            if len(good) != len(recent):
+                found.append("recent (scores that are not numbers from 0 to 1000)")
+            session.recent.extend(good)
+        elif recent is not None and not isinstance(recent, list):
+            found.append("recent (not a list)")
         session.ignored = data.get("ignored") is True
         for name in ("last_warning_at", "resumed_at"):
             value = data.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value is None:
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                    _finite_time(value):
                 setattr(session, name, float(value))
+            else:
+                found.append(name)
+        if problems is not None:
+            problems.extend(found)
         return session
+
+
+def _finite_time(value: float) -> bool:
+    try:
+        return math.isfinite(value) and abs(value) < 1e12
+    except OverflowError:
+        return False
 
 
 def params_from_detection(d: DetectionConfig) -> SessionParams:

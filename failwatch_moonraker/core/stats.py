@@ -10,8 +10,29 @@ afterwards. No samples are stored, so an update allocates nothing.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+MAX_SCORE = 1000.0  # Obico's p is a sum of confidences: above 1 is normal, above this is not
+MAX_COUNT = 2**53  # frame counters beyond this are not a printer's history
+
+
+def is_score(value: Any) -> bool:
+    """A finite number in [0, MAX_SCORE]: the only thing the statistics may take in."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and _finite(value) and 0.0 <= value <= MAX_SCORE)
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+class BadScore(ValueError):
+    """A score the statistics refuse: one NaN would poison every mean for good."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +72,11 @@ class TemporalStats:
     prediction_num_lifetime: int = 0
 
     def update(self, p: float, params: StatsParams) -> None:
-        """Fold one frame's score in, in Obico's order."""
-        self.p = p
+        """Fold one frame's score in, in Obico's order; refuses a non-finite or absurd p."""
+        if not is_score(p):
+            raise BadScore(f"score {_shown(p)} is not a number from 0 to {MAX_SCORE:g}; "
+                           "not counted")
+        self.p = p = float(p)
         self.prediction_num += 1
         self.prediction_num_lifetime += 1
         alpha = params.alpha
@@ -82,17 +106,30 @@ class TemporalStats:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TemporalStats:
-        """Rebuild from :meth:`to_dict` output; unknown or missing keys are tolerated."""
+    def from_dict(cls, data: dict[str, Any], problems: list[str] | None = None) -> TemporalStats:
+        """Rebuild from :meth:`to_dict` output; missing keys are tolerated.
+
+        A value that is present but not valid (not finite, out of range, the wrong
+        type) is reset to zero and named in ``problems``.
+        """
         stats = cls()
         for name in ("p", "ewm_mean", "rolling_mean_short", "rolling_mean_long"):
-            value = data.get(name, 0.0)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if name not in data:
+                continue
+            value = data[name]
+            if is_score(value):
                 setattr(stats, name, float(value))
+            elif problems is not None:
+                problems.append(f"stats.{name} ({_shown(value)})")
         for name in ("prediction_num", "prediction_num_lifetime"):
-            value = data.get(name, 0)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if name not in data:
+                continue
+            value = data[name]
+            if isinstance(value, int) and not isinstance(value, bool) and \
+                    0 <= value <= MAX_COUNT:
                 setattr(stats, name, value)
+            elif problems is not None:
+                problems.append(f"stats.{name} ({_shown(value)})")
         return stats
 
     def summary(self) -> str:
@@ -101,3 +138,13 @@ class TemporalStats:
             f"p={self.p:.2f} ewm={self.ewm_mean:.2f} short={self.rolling_mean_short:.2f} "
             f"long={self.rolling_mean_long:.2f} frame={self.prediction_num}"
         )
+
+
+def _shown(value: Any) -> str:
+    """A damaged value for the log: short, whatever it is."""
+    if isinstance(value, (dict, list)):
+        return f"a JSON {'object' if isinstance(value, dict) else 'list'}"
+    if isinstance(value, int) and not isinstance(value, bool) and not _finite(value):
+        return "a huge integer"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

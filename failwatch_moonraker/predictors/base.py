@@ -6,8 +6,11 @@ off, warn the user); none of them ever counts as evidence of a failure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+MAX_WAIT = 600.0  # Retry-After and PrintWatch's interval are honoured up to 10 minutes
 
 # [confidence, (xc, yc, w, h)] in pixels of the image that was sent.
 Detection = tuple[float, tuple[float, float, float, float]]
@@ -32,12 +35,30 @@ class AuthError(PredictorError):
     """Credentials missing or refused: the user must fix the config."""
 
 
+def cap_wait(seconds: Any) -> float | None:
+    """A server's requested wait, honoured up to :data:`MAX_WAIT`; None if meaningless.
+
+    ``Retry-After: 1e8`` or ``inf`` would stop watching for the rest of the print.
+    """
+    if seconds is None:
+        return None
+    try:
+        value = float(seconds)
+    except OverflowError:  # a huge integer
+        return MAX_WAIT
+    except (ValueError, TypeError):
+        return None
+    if math.isnan(value):
+        return None
+    return min(MAX_WAIT, max(0.0, value))
+
+
 class RateLimited(PredictorError):
-    """Too many requests: wait ``retry_after`` seconds if the server said so."""
+    """Too many requests: wait ``retry_after`` seconds (capped) if the server said so."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = cap_wait(retry_after)
 
 
 class Unavailable(PredictorError):

@@ -72,6 +72,16 @@ def auth_advice(exc: MoonrakerError, have_key: bool) -> str:
     )
 
 
+def _text(value: Any, limit: int = 500) -> str:
+    """Moonraker's error text, whatever shape a broken message gives it."""
+    if isinstance(value, str):
+        return value[:limit]
+    try:
+        return repr(value)[:limit]
+    except (RecursionError, ValueError):
+        return f"(an unreadable {type(value).__name__})"
+
+
 def _expire(future: asyncio.Future[Any], error: Exception) -> None:
     if not future.done():
         future.set_exception(error)
@@ -186,6 +196,7 @@ class MoonrakerClient:
         auth_reported = False
         while True:
             identified = False
+            unexpected = False
             try:
                 reader = await self.open()
                 try:
@@ -225,11 +236,22 @@ class MoonrakerClient:
             except MoonrakerError as exc:
                 self.last_error = str(exc)
                 log.warning("moonraker: %s; reconnecting in %g s", exc, delay)
+            except Exception as exc:  # a malformed answer during connect, a bug in a hook
+                error = f"{exc.__class__.__name__}: {exc}"[:300]
+                unexpected = True
+                if error != self.last_error:  # the traceback once, not every reconnect
+                    log.error("moonraker: unexpected error on the connection to %s; dropped "
+                              "it, reconnecting in %g s", self.url, delay, exc_info=True)
+                else:
+                    log.warning("moonraker: the same error again (%s); reconnecting in %g s",
+                                error, delay)
+                self.last_error = error
             if identified:
                 log.warning("moonraker: connection lost; reconnecting")
                 if self.on_disconnect is not None:
                     self.on_disconnect()
-                delay = 1.0
+                if not unexpected:  # the same error again at once would flood the log
+                    delay = 1.0
             await asyncio.sleep(delay)
             if delay < RECONNECT_CAP:
                 delay = min(delay * 2, RECONNECT_CAP)
@@ -263,37 +285,60 @@ class MoonrakerClient:
     async def _read(self, ws: ClientConnection) -> None:
         async for raw in ws:
             try:
-                message = json.loads(raw)
-            except ValueError:
-                log.debug("moonraker: ignoring a non-JSON message")
-                continue
-            if not isinstance(message, dict):
-                continue
-            method = message.get("method")
-            if method is None:
-                future = self._pending.get(message.get("id", -1))
-                if future is None or future.done():
-                    continue
-                error = message.get("error")
-                if error is not None:
-                    if not isinstance(error, dict):
-                        error = {"message": str(error)}
-                    code = error.get("code", 500)
-                    text = str(error.get("message", error))
-                    future.set_exception(MoonrakerError(code, text))
-                else:
-                    future.set_result(message.get("result"))
-                continue
-            if "id" in message:
-                # server.extensions.request: no such method here (yet); answer so the
-                # caller is not left waiting.
-                await self._reply_error(ws, message["id"], -32601, f"Method not found: {method}")
-                continue
-            if self.on_notification is not None:
-                try:
-                    self.on_notification(method, message.get("params"))
-                except Exception:
-                    log.exception("moonraker: handler for %s failed", method)
+                await self._handle(ws, raw)
+            except Exception as exc:  # a malformed message must never end the reader
+                log.warning("moonraker: dropped a malformed message (%s: %s)",
+                            exc.__class__.__name__, str(exc)[:200])
+                log.debug("moonraker: malformed message", exc_info=True)
+
+    async def _handle(self, ws: ClientConnection, raw: str | bytes) -> None:
+        """One message: a reply to a call, a request to us, or a notification."""
+        try:
+            message = json.loads(raw)
+        except RecursionError:
+            log.warning("moonraker: dropped a message nested too deep")
+            return
+        except ValueError:
+            log.debug("moonraker: ignoring a non-JSON message")
+            return
+        if not isinstance(message, dict):
+            return
+        method = message.get("method")
+        if method is None:
+            req_id = message.get("id", -1)
+            if not isinstance(req_id, int) or isinstance(req_id, bool):
+                log.warning("moonraker: dropped a reply with an invalid id (%s)",
+                            type(req_id).__name__)
+                return
+            future = self._pending.get(req_id)
+            if future is None or future.done():
+                return
+            error = message.get("error")
+            if error is not None:
+                if not isinstance(error, dict):
+                    error = {"message": _text(error)}
+                code = error.get("code", 500)
+                if not isinstance(code, int) or isinstance(code, bool):
+                    code = 500
+                text = _text(error.get("message", error))
+                future.set_exception(MoonrakerError(code, text))
+            else:
+                future.set_result(message.get("result"))
+            return
+        if not isinstance(method, str):
+            log.warning("moonraker: dropped a message whose method is not a string")
+            return
+        if "id" in message:
+            # server.extensions.request: no such method here (yet); answer so the
+            # caller is not left waiting.
+            await self._reply_error(ws, message["id"], -32601,
+                                    f"Method not found: {method[:100]}")
+            return
+        if self.on_notification is not None:
+            try:
+                self.on_notification(method, message.get("params"))
+            except Exception:
+                log.exception("moonraker: handler for %s failed", method[:100])
 
     async def _reply_error(self, ws: ClientConnection, req_id: Any, code: int, text: str) -> None:
         with contextlib.suppress(ConnectionClosed):

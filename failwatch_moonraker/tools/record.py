@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from failwatch_moonraker.config import RecordConfig
 from failwatch_moonraker.core.session import FrameOutcome, WatchSession
+from failwatch_moonraker.core.stats import MAX_SCORE, is_score
 from failwatch_moonraker.predictors import Prediction
 
 log = logging.getLogger("failwatch.record")
@@ -56,6 +57,7 @@ SUFFIX = ".jsonl"
 FRAMES_SUFFIX = ".frames"
 MAX_PENDING = 2000  # frames waiting for the writer; beyond this they are dropped
 MAX_PENDING_JPEG = 64 * 1024 * 1024  # bytes of JPEG waiting; beyond this JPEGs are skipped
+CLOSE_TIMEOUT = 1.5  # seconds close() may take: SIGTERM to exit stays under 2 s
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -176,8 +178,12 @@ class Recorder:
             with self._lock:
                 self._pending_jpeg -= len(item.jpeg)
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued and stop the writer (off the event loop)."""
+    async def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Write what is queued and stop the writer (off the event loop), within ``timeout``.
+
+        Shutdown must fit in systemd's and the user's patience: what is still queued
+        then is dropped (the thread is a daemon thread and dies with the process).
+        """
         import asyncio
 
         if self._thread is not None:
@@ -187,9 +193,14 @@ class Recorder:
         thread = self._thread
         if thread is None:
             return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        if thread.is_alive():
+            try:
+                self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                log.warning("recording: %d frame(s) not written at shutdown",
+                            self._queue.qsize())
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -243,6 +254,8 @@ class _Writer:
                     self.close()
                     return
                 self.write(item)
+            except Exception:  # write() catches everything; this is the last line of defence
+                log.exception("recording: unexpected error in the writer")
             finally:
                 if item is not None:
                     self.recorder._release(item)
@@ -263,20 +276,29 @@ class _Writer:
         try:
             self._write(item)
         except OSError as exc:
-            self.close()
-            self.paused_for = item.print_id
-            if not self.error_logged:
-                self.error_logged = True
-                log.error("recording: cannot write to the recordings folder %s: %s; recording "
-                          "paused until the next print (watching goes on). Check [record] path "
-                          "in failwatch.cfg and the free space.", self.folder,
-                          exc.strerror or exc)
-            else:
-                log.debug("recording: still cannot write to %s: %s", self.folder, exc)
+            self._pause(item, f"cannot write to the recordings folder {self.folder}: "
+                        f"{exc.strerror or exc}", "Check [record] path in failwatch.cfg and "
+                        "the free space.")
+            return
+        except Exception as exc:  # anything else (a NaN in a frame, a bug): never the thread
+            self._pause(item, f"cannot record a frame of print {item.print_id[:80]} "
+                        f"({exc.__class__.__name__}: {str(exc)[:200]})", "", trace=True)
             return
         if self.error_logged:
             self.error_logged = False
             log.info("recording: writing to %s again", self.folder)
+
+    def _pause(self, item: _Item, what: str, advice: str, trace: bool = False) -> None:
+        """Log once, stop recording this print; the next print tries again."""
+        with contextlib.suppress(Exception):
+            self.close()
+        self.paused_for = item.print_id
+        if not self.error_logged:
+            self.error_logged = True
+            log.error("recording: %s; recording paused until the next print (watching goes "
+                      "on).%s", what, f" {advice}" if advice else "", exc_info=trace)
+        else:
+            log.debug("recording: still failing: %s", what)
 
     def _write(self, item: _Item) -> None:
         if item.print_id != self.open_id:
@@ -448,8 +470,11 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value) if math.isfinite(value) else None
+        except OverflowError:  # an integer of hundreds of digits
+            return None
     return None
 
 
@@ -463,7 +488,7 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             rec.bad_lines += 1  # e.g. a line cut short by a full disk
             continue
         if not isinstance(obj, dict):
@@ -488,7 +513,7 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
                 params = dict(obj["params"])
         elif kind is None:
             t, p = _num(obj.get("t")), _num(obj.get("p"))
-            if t is None or p is None:
+            if t is None or p is None or not is_score(p):  # the statistics would refuse it
                 rec.bad_lines += 1
                 continue
             stats = obj.get("stats")
@@ -521,6 +546,9 @@ def _read_csv(file: Path, handle: IO[str]) -> Recording:
                                  f"got {','.join(row)[:60]!r}") from None
         if not (math.isfinite(t) and math.isfinite(p)):
             raise RecordingError(f"{file}: line {number}: not a finite number")
+        if not is_score(p):
+            raise RecordingError(f"{file}: line {number}: p must be a number from 0 to "
+                                 f"{MAX_SCORE:g}, got {p:g}")
         rec.frames.append(RecordedFrame(t, p))
     if not rec.frames:
         raise RecordingError(f"{file}: no 'time,p' rows")

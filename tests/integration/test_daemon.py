@@ -217,7 +217,7 @@ async def test_camera_faults_never_pause_and_watching_resumes(
         ("500", "the predictor answered HTTP 500"),
         ("429", "the predictor asks to slow down (HTTP 429): You are running too hot!"),
         ("400", "the predictor refused the frame (HTTP 400)"),
-        ("malformed", "answer is not JSON"),
+        ("malformed", "bad answer: not JSON"),
         ("hang", "no answer within 1 s"),
     ],
 )

@@ -48,9 +48,9 @@ def test_label_first_triples_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"<html>502</html>", "answer is not JSON"),
+        (b"<html>502</html>", "bad answer: not JSON"),
         (b'{"p": 0.1}', "no 'result' object"),
-        (b'{"result": {"p": "high"}}', "no numeric 'p'"),
+        (b'{"result": {"p": "high"}}', "'p' is 'high', not a number"),
         (b'{"result": {"p": 0.1, "detections": [[0.1, [1, 2]]]}}', "malformed detection"),
     ],
 )

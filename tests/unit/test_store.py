@@ -27,8 +27,10 @@ def test_damaged_file_is_kept_aside(tmp_path: Path, caplog: pytest.LogCaptureFix
     path.write_text('{"session": {"stats"')
     with caplog.at_level(logging.WARNING):
         assert StateStore(path).load() == {}
-    assert (tmp_path / "state.json.corrupt").read_text() == '{"session": {"stats"'
-    assert "is damaged" in caplog.text and "fresh statistics" in caplog.text
+    kept = list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"session": {"stats"'
+    assert "is damaged" in caplog.text and f"kept as {kept[0]}" in caplog.text
+    assert "reset all statistics" in caplog.text
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import struct
 import sys
 from typing import Any
 
+from failwatch_moonraker.predictors.answers import checked_prediction, load_json
 from failwatch_moonraker.predictors.base import (
     BadRequest,
     BadResponse,
@@ -167,8 +168,8 @@ class OnnxPredictor:
             self._refused = None
 
     def _prediction(self, reply: bytes, req_id: int) -> Prediction:
+        data = load_json(reply, "from the onnx engine")
         try:
-            data = json.loads(reply)
             if data["req_id"] != req_id:
                 raise BadResponse(f"onnx engine answered request {data['req_id']}, "
                                   f"not {req_id}")
@@ -180,7 +181,7 @@ class OnnxPredictor:
             raise
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise BadResponse(f"onnx engine sent a garbled INFER reply: {exc}") from None
-        return Prediction(p=p, detections=detections, raw=data)
+        return checked_prediction(p, detections, data)
 
     # -- optional hooks the daemon, check and detect call ------------------------------
 

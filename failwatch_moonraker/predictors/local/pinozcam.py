@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from failwatch_moonraker.predictors.answers import checked_prediction, load_json
 from failwatch_moonraker.predictors.base import (
     BadResponse,
     Detection,
@@ -177,11 +178,7 @@ def _check_runtime(name: str, module: Any) -> Runtime:
 def parse_answer(body: bytes, req_id: int, where: Placement, score_threshold: float
                  ) -> Prediction:
     """The runner's INFER reply to a Prediction; anything off is :class:`BadResponse`."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadResponse(f"pinozcam runner sent a reply that is not JSON: "
-                          f"{body[:80]!r}") from None
+    data = load_json(body, "from the pinozcam runner")
     if not isinstance(data, dict):
         raise BadResponse("pinozcam runner sent JSON that is not an object")
     if data.get("req_id") != req_id:
@@ -206,7 +203,7 @@ def parse_answer(body: bytes, req_id: int, where: Placement, score_threshold: fl
             detections.append((float(score), to_frame((x1, y1, x2, y2), where)))
     raw = {k: data[k] for k in ("severity", "percentage_area", "total_area", "scores")
            if k in data}
-    return Prediction(p=float(severity), detections=tuple(detections), raw=raw)
+    return checked_prediction(float(severity), detections, raw)
 
 
 class PinozcamPredictor:

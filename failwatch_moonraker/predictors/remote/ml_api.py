@@ -13,11 +13,20 @@ sum (so p can exceed 1). ``GET {url}/hc/`` answers ``ok`` when the model loaded.
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import aiohttp
 
+from failwatch_moonraker.predictors.answers import (
+    MAX_DETECTIONS,
+    check_detection,
+    checked_prediction,
+    load_json,
+    parse_off_loop,
+    read_capped,
+    short,
+    text_of,
+    try_json,
+)
 from failwatch_moonraker.predictors.base import (
     AuthError,
     BadRequest,
@@ -44,45 +53,28 @@ def base_url(url: str) -> str:
 
 
 def _message(body: bytes) -> str:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
+    data = try_json(body)
     if isinstance(data, dict):
         for key in ("message", "error", "detail"):
             if isinstance(data.get(key), str):
-                return " ".join(data[key].split())[:200] or "(empty message)"
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return text[:200] or "(empty body)"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+                return " ".join(data[key][:1000].split())[:200] or "(empty message)"
+    return text_of(body)
 
 
 def parse_detections(body: bytes, bending_factor: float = 1.0) -> Prediction:
     """The ``/p/`` answer as a prediction: ``p`` = sum of the (bent) confidences."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadResponse(f"answer is not JSON: {_message(body)[:80]!r}") from None
+    data = load_json(body)
     raw = data.get("detections") if isinstance(data, dict) else None
     if not isinstance(raw, list):
-        raise BadResponse("answer has no 'detections' list")
+        raise BadResponse("bad answer: no 'detections' list")
     out: list[Detection] = []
-    for item in raw:
+    for item in raw[:MAX_DETECTIONS]:
         if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], list)
                 and len(item[2]) == 4):
-            raise BadResponse(f"malformed detection {item!r:.80}")
-        conf = _number(item[1])
-        box = [_number(v) for v in item[2]]
-        if conf is None or any(v is None for v in box):
-            raise BadResponse(f"malformed detection {item!r:.80}")
-        xc, yc, w, h = (float(v) for v in box)  # type: ignore[arg-type]
-        out.append((conf * bending_factor, (xc, yc, w, h)))
-    return Prediction(p=sum(c for c, _ in out), detections=tuple(out), raw=data)
+            raise BadResponse(f"bad answer: malformed detection {short(item)}")
+        conf, box = check_detection(item[1], item[2])
+        out.append((conf * bending_factor, box))
+    return checked_prediction(sum(c for c, _ in out), out, raw=data)
 
 
 class ObicoMLAPIPredictor:
@@ -160,7 +152,7 @@ class ObicoMLAPIPredictor:
             async with self._session.get(endpoint, params={"img": image_url},
                                          headers=self._headers(),
                                          timeout=self._timeout) as resp:
-                body = await resp.read()
+                body = await read_capped(resp.content)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
         except asyncio.TimeoutError:
@@ -170,7 +162,7 @@ class ObicoMLAPIPredictor:
             raise Unavailable(
                 f"cannot reach {endpoint}: {exc.__class__.__name__}: {exc}") from None
         if status == 200:
-            return parse_detections(body, self.bending_factor)
+            return await parse_off_loop(parse_detections, body, self.bending_factor)
         message = _message(body)
         if status == 400:
             where = ""
@@ -194,7 +186,8 @@ class ObicoMLAPIPredictor:
         endpoint = f"{self.url}/hc/"
         try:
             async with self._session.get(endpoint, timeout=self._timeout) as resp:
-                text = (await resp.text(errors="replace")).strip()
+                body = await read_capped(resp.content, 64 * 1024)
+                text = body.decode("utf-8", "replace").strip()
                 status = resp.status
         except asyncio.TimeoutError:
             raise Unavailable(

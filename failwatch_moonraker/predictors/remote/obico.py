@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import time
 from typing import Any
 
 import aiohttp
 
+from failwatch_moonraker.predictors.answers import (
+    MAX_DETECTIONS,
+    check_detection,
+    check_score,
+    checked_prediction,
+    load_json,
+    parse_off_loop,
+    read_capped,
+    short,
+    text_of,
+    try_json,
+)
 from failwatch_moonraker.predictors.base import (
     AuthError,
     BadRequest,
@@ -24,47 +35,37 @@ from failwatch_moonraker.predictors.base import (
     Prediction,
     RateLimited,
     Unavailable,
+    cap_wait,
 )
 
 MAX_PRINT_ID = 256
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date), capped."""
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:100]
     try:
-        return max(0.0, float(value))
+        return cap_wait(float(value))
     except ValueError:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return cap_wait(when.timestamp() - (time.time() if now is None else now))
 
 
 def _error_text(body: bytes) -> str:
     """The server's own error message, short and printable."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
+    data = try_json(body)
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        text = data["error"]
-    else:
-        text = body.decode("utf-8", "replace")
-    text = " ".join(text.split())
-    return text[:200] or "(empty body)"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+        text = " ".join(data["error"][:1000].split())
+        return text[:200] or "(empty body)"
+    return text_of(body)
 
 
 def parse_detections(raw: Any) -> tuple[Detection, ...]:
@@ -72,34 +73,27 @@ def parse_detections(raw: Any) -> tuple[Detection, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise BadResponse("'detections' is not a list")
+        raise BadResponse("bad answer: 'detections' is not a list")
     out: list[Detection] = []
-    for item in raw:
+    for item in raw[:MAX_DETECTIONS]:
         if isinstance(item, list) and len(item) == 3 and isinstance(item[0], str):
             item = item[1:]
         if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], list)):
-            raise BadResponse(f"malformed detection {item!r:.80}")
-        conf = _number(item[0])
-        box = [_number(v) for v in item[1]]
-        if conf is None or len(box) != 4 or any(v is None for v in box):
-            raise BadResponse(f"malformed detection {item!r:.80}")
-        xc, yc, w, h = (float(v) for v in box)  # type: ignore[arg-type]
-        out.append((conf, (xc, yc, w, h)))
+            raise BadResponse(f"bad answer: malformed detection {short(item)}")
+        out.append(check_detection(item[0], item[1]))
     return tuple(out)
 
 
 def parse_response(body: bytes) -> Prediction:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadResponse(f"answer is not JSON: {_error_text(body)[:80]!r}") from None
+    """A 200 answer; anything but a finite ``p`` in range with valid boxes is BadResponse."""
+    data = load_json(body)
     result = data.get("result") if isinstance(data, dict) else None
     if not isinstance(result, dict):
-        raise BadResponse("answer has no 'result' object")
-    p = _number(result.get("p"))
-    if p is None:
-        raise BadResponse("answer has no numeric 'p'")
-    return Prediction(p=p, detections=parse_detections(result.get("detections")), raw=result)
+        raise BadResponse("bad answer: no 'result' object")
+    if "p" not in result:
+        raise BadResponse("bad answer: no numeric 'p'")
+    p = check_score(result.get("p"), "'p'")
+    return checked_prediction(p, parse_detections(result.get("detections")), raw=result)
 
 
 class ObicoPredictor:
@@ -132,7 +126,7 @@ class ObicoPredictor:
         form.add_field("img", jpeg, filename="snapshot.jpg", content_type="image/jpeg")
         try:
             async with self._session.post(self.url, data=form, timeout=self._timeout) as resp:
-                body = await resp.read()
+                body = await read_capped(resp.content)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
         except asyncio.TimeoutError:
@@ -142,7 +136,7 @@ class ObicoPredictor:
         except aiohttp.ClientError as exc:
             raise Unavailable(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
         if status == 200:
-            return parse_response(body)
+            return await parse_off_loop(parse_response, body)
         message = _error_text(body)
         if status == 400:
             raise BadRequest(f"the predictor refused the frame (HTTP 400): {message}")

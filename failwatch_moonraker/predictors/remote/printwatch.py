@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
 from collections import deque
@@ -28,6 +29,18 @@ from typing import Any
 import aiohttp
 
 from failwatch_moonraker import __version__
+from failwatch_moonraker.predictors.answers import (
+    MAX_DETECTIONS,
+    check_score,
+    checked_prediction,
+    load_json,
+    number,
+    parse_off_loop,
+    read_capped,
+    short,
+    text_of,
+    try_json,
+)
 from failwatch_moonraker.predictors.base import (
     AuthError,
     BadRequest,
@@ -37,6 +50,7 @@ from failwatch_moonraker.predictors.base import (
     Prediction,
     RateLimited,
     Unavailable,
+    cap_wait,
 )
 from failwatch_moonraker.predictors.imagesize import jpeg_size
 from failwatch_moonraker.predictors.remote.obico import parse_retry_after
@@ -56,16 +70,7 @@ def ticket_for(printer_id: str, print_id: str) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    return number(value, text=True)
 
 
 def _flag(value: Any) -> bool | None:
@@ -80,8 +85,8 @@ def _message(data: Any, body: bytes) -> str:
     if isinstance(data, dict):
         for key in ("message", "error", "detail", "statusMessage"):
             if isinstance(data.get(key), str):
-                return " ".join(data[key].split())[:200] or "(empty message)"
-    return " ".join(body.decode("utf-8", "replace").split())[:200] or "(empty body)"
+                return " ".join(data[key][:1000].split())[:200] or "(empty message)"
+    return text_of(body)
 
 
 def convert_boxes(raw: Any, score: float, size: tuple[int, int] | None) -> tuple[Detection, ...]:
@@ -91,19 +96,19 @@ def convert_boxes(raw: Any, score: float, size: tuple[int, int] | None) -> tuple
     """
     if isinstance(raw, str):  # the legacy API sends the list as text
         try:
-            raw = json.loads(raw)
-        except ValueError:
-            raise BadResponse(f"'boxes' is not a list: {raw[:80]!r}") from None
+            raw = load_json(raw.encode("utf-8", "replace"), "'boxes'")
+        except BadResponse:
+            raise BadResponse(f"bad answer: 'boxes' is not a list: {raw[:80]!r}") from None
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise BadResponse("'boxes' is not a list")
+        raise BadResponse("bad answer: 'boxes' is not a list")
     sx, sy = (size[0] / BOX_SPACE, size[1] / BOX_SPACE) if size else (1.0, 1.0)
     out: list[Detection] = []
-    for box in raw:
-        values = [_number(v) for v in box] if isinstance(box, list) else []
+    for box in raw[:MAX_DETECTIONS]:
+        values = [_number(v) for v in box[:5]] if isinstance(box, list) else []
         if len(values) < 4 or any(v is None for v in values[:4]):
-            raise BadResponse(f"malformed box {box!r:.80}")
+            raise BadResponse(f"bad answer: malformed box {short(box)}")
         x1, y1, x2, y2 = (float(v) for v in values[:4])  # type: ignore[arg-type]
         conf = values[4] if len(values) > 4 and values[4] is not None else score
         x1, x2 = sorted((x1, x2))
@@ -115,19 +120,22 @@ def convert_boxes(raw: Any, score: float, size: tuple[int, int] | None) -> tuple
 
 def parse_answer(body: bytes, size: tuple[int, int] | None) -> Prediction:
     """A 200 answer: its ``statusCode`` mapped to the taxonomy, or the prediction."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadResponse(f"answer is not JSON: {_message(None, body)[:80]!r}") from None
+    data = load_json(body)
     if not isinstance(data, dict):
-        raise BadResponse("answer is not a JSON object")
+        raise BadResponse("bad answer: not a JSON object")
     code_value = _number(data.get("statusCode"))
-    if code_value is None:
-        raise BadResponse("answer has no numeric 'statusCode'")
+    if code_value is None or not 0 <= code_value < 1000:
+        raise BadResponse(f"bad answer: 'statusCode' {short(data.get('statusCode'))} is not "
+                          "an HTTP-like status number")
     code = int(code_value)
     if code in BACK_OFF_CODES:
-        interval = _number(data.get("interval"))
-        wait = interval if interval is not None and interval > 0 else BACK_OFF_DEFAULT
+        raw = data.get("interval")
+        if isinstance(raw, str):
+            with contextlib.suppress(ValueError):
+                raw = float(raw[:64])
+        asked = cap_wait(raw) if isinstance(raw, (int, float)) and \
+            not isinstance(raw, bool) else None
+        wait = asked if asked else BACK_OFF_DEFAULT  # capped at MAX_WAIT by cap_wait
         raise RateLimited(f"PrintWatch asks to back off (statusCode {code}): "
                           f"{_message(data, b'')}", wait)
     if code == 215:
@@ -140,14 +148,18 @@ def parse_answer(body: bytes, size: tuple[int, int] | None) -> Prediction:
         raise AuthError(f"PrintWatch refused the api_key (statusCode {code}): "
                         f"{_message(data, b'')}")
     if code != 200:
-        raise BadResponse(f"unknown PrintWatch statusCode {code}: {_message(data, b'')}")
-    score = _number(data.get("score"))
-    if score is None:
-        raise BadResponse("answer has no numeric 'score'")
+        raise BadResponse(f"bad answer: unknown PrintWatch statusCode {code}: "
+                          f"{_message(data, b'')}")
+    raw_score = data.get("score")
+    if raw_score is None:
+        raise BadResponse("bad answer: no numeric 'score'")
+    if isinstance(raw_score, str):  # the legacy API sends numbers as text
+        with contextlib.suppress(ValueError):
+            raw_score = float(raw_score[:64])
+    score = check_score(raw_score, "'score'")
     if "defect_detected" in data and _flag(data["defect_detected"]) is None:
-        raise BadResponse("'defect_detected' is not a boolean")
-    return Prediction(p=score, detections=convert_boxes(data.get("boxes"), score, size),
-                      raw=data)
+        raise BadResponse("bad answer: 'defect_detected' is not a boolean")
+    return checked_prediction(score, convert_boxes(data.get("boxes"), score, size), raw=data)
 
 
 class PrintWatchPredictor:
@@ -188,9 +200,11 @@ class PrintWatchPredictor:
             self._ticket = ticket
             self._scores.clear()
         ctx = context or PredictContext()
-        progress = ctx.progress if ctx.progress is not None else 0.0
-        printed = ctx.print_duration if ctx.print_duration is not None else \
-            (ctx.total_duration or 0.0)
+        progress = min(1.0, max(0.0, number(ctx.progress) or 0.0))
+        printed = number(ctx.print_duration)
+        if printed is None:
+            printed = number(ctx.total_duration) or 0.0
+        printed = min(max(printed, 0.0), 1e9)  # a broken status never breaks the request
         left = printed / progress - printed if progress > 0.001 else 0.0
         return {
             "api_key": self._api_key,
@@ -222,7 +236,7 @@ class PrintWatchPredictor:
                                           headers={**headers,
                                                    "Content-Type": "application/json"},
                                           timeout=self._timeout) as resp:
-                body = await resp.read()
+                body = await read_capped(resp.content)
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
         except asyncio.TimeoutError:
@@ -232,14 +246,10 @@ class PrintWatchPredictor:
             raise Unavailable(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") \
                 from None
         if status == 200:
-            prediction = parse_answer(body, jpeg_size(jpeg))
+            prediction = await parse_off_loop(parse_answer, body, jpeg_size(jpeg))
             self._scores.append(prediction.p)
             return prediction
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        message = _message(data, body)
+        message = _message(try_json(body), body)
         if status == 400:
             raise BadRequest(f"PrintWatch refused the frame (HTTP 400): {message}")
         if status in (401, 403):
