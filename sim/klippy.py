@@ -1242,7 +1242,7 @@ class EmulatedKlippy:
         await self._wait_until_temperature(done)
 
     async def _cmd_temperature_wait(self, cmd: GCodeCommand) -> None:
-        """TEMPERATURE_WAIT SENSOR=<config name> [MINIMUM=] [MAXIMUM=] (klippy/extras/heaters.py)."""
+        """TEMPERATURE_WAIT SENSOR=<config name> [MINIMUM=] [MAXIMUM=] (extras/heaters.py)."""
         sensor = cmd.get("SENSOR")
         if sensor not in self.status["heaters"]["available_sensors"]:
             raise KlippyError(f"Unknown sensor '{sensor}'")
