@@ -665,8 +665,8 @@ class Daemon:
             log.warning("paused (%s; the pause waited %.0f s in line)",
                         self._pause_busy or "Klipper was busy", waited)
             message += (f" The pause was requested while "
-                        f"{(self._pause_busy or 'Klipper is busy').replace(' is ', ' was ')}; "
-                        f"it paused when the wait ended, {waited:.0f} s later.")
+                        f"{(self._pause_busy or 'Klipper is busy').replace(' is ', ' was ')} "
+                        f"and ran when the wait ended, {waited:.0f} s later.")
         elif paused:
             log.info("paused")
         if paused:
@@ -688,10 +688,10 @@ class Daemon:
             self._notify_others(str(outcome.fire), message, prediction, jpeg, saved)
         if paused and self.session.print_state in ("paused", "printing"):
             reason = f"Failure score {prediction.p:.2f} ({self.session.summary()})."
+            self.paused_print.dialog_open = True  # before: the UI shows it as it arrives
             with contextlib.suppress(MoonrakerError):
                 await self.actions.gcode(failure_dialog(reason, saved.link if saved else "",
                                                         self.macros_available))
-                self.paused_print.dialog_open = True
         for result in results:
             if not result.ok:
                 with contextlib.suppress(MoonrakerError):
@@ -838,7 +838,7 @@ class Daemon:
         message = plan.message()
         if ignore and self.session.ignore_print():
             await self._settings_changed()
-            message = f"not watching this print ({self.session.print_id}) any more; {message}"
+            message = f"not watching this print ({self.session.print_id}) any more, {message}"
         try:
             await self.paused_print.resume(plan, message)
         except MoonrakerError as exc:

@@ -82,43 +82,53 @@ class PauseMemory:
     fan: float | None = None
     # The printer's own idle timeout, to put back; None while failwatch has not changed it.
     idle_timeout: float | None = None
+    temperatures: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"print_id": self.print_id, "targets": dict(self.targets), "fan": self.fan,
-                "idle_timeout": self.idle_timeout}
+                "idle_timeout": self.idle_timeout, "temperatures": dict(self.temperatures)}
 
     @classmethod
     def from_dict(cls, data: Any) -> PauseMemory | None:
         """A saved memory, or None if there is none or it is damaged."""
         if not isinstance(data, dict):
             return None
-        raw = data.get("targets")
-        targets = {}
-        if isinstance(raw, dict):
-            for name, value in raw.items():
-                number = _number(value)
-                if isinstance(name, str) and number is not None and 0 <= number <= 1000:
-                    targets[name] = number
+        def degrees_of(raw: Any) -> dict[str, float]:
+            found = {}
+            if isinstance(raw, dict):
+                for name, value in raw.items():
+                    number = _number(value)
+                    if isinstance(name, str) and number is not None and -300 <= number <= 1000:
+                        found[name] = number
+            return found
+
+        targets = {k: v for k, v in degrees_of(data.get("targets")).items() if v >= 0}
         fan = _number(data.get("fan"))
         idle = _number(data.get("idle_timeout"))
         print_id = data.get("print_id")
         return cls(print_id=print_id if isinstance(print_id, str) else None, targets=targets,
                    fan=fan if fan is not None and 0 <= fan <= 1 else None,
-                   idle_timeout=idle if idle is not None and idle > 0 else None)
+                   idle_timeout=idle if idle is not None and idle > 0 else None,
+                   temperatures=degrees_of(data.get("temperatures")))
 
 
 def remember(status: Mapping[str, Any], heaters: Sequence[str],
              print_id: str | None) -> PauseMemory:
     """The targets and the fan speed from a :func:`query_objects` answer."""
     targets: dict[str, float] = {}
+    temperatures: dict[str, float] = {}
     for name in heaters:
         data = status.get(name)
-        target = _number(data.get("target")) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            continue
+        target, temperature = _number(data.get("target")), _number(data.get("temperature"))
         if target is not None:
             targets[name] = target
+        if temperature is not None:
+            temperatures[name] = temperature
     fan_data = status.get(FAN)
     fan = _number(fan_data.get("speed")) if isinstance(fan_data, dict) else None
-    return PauseMemory(print_id=print_id, targets=targets, fan=fan)
+    return PauseMemory(print_id=print_id, targets=targets, fan=fan, temperatures=temperatures)
 
 
 def printer_idle_timeout(status: Mapping[str, Any]) -> float:
@@ -135,8 +145,8 @@ def idle_timeout_script(seconds: float) -> str:
 
 
 def idle_timeout_message(seconds: float) -> str:
-    return (f"the printer holds the position for {duration_text(seconds)} (idle timeout); "
-            "after that Klipper turns the motors and heaters off and the print cannot be "
+    return (f"the printer holds the position for {duration_text(seconds)} (idle timeout), "
+            "then Klipper turns the motors and heaters off and the print can no longer be "
             "resumed")
 
 
@@ -178,9 +188,10 @@ class ResumePlan:
 def plan_resume(memory: PauseMemory | None, status: Mapping[str, Any]) -> ResumePlan:
     """Compare the remembered printer with ``status`` (a :func:`query_objects` answer).
 
-    A heater comes back if its target is not the remembered one, or if it is still
-    well below it; a heater failwatch never touched is left alone, so Resume is
-    immediate when nothing was turned off.
+    A heater comes back if its target is not the remembered one, or if it was at its
+    target when failwatch acted and has cooled well below it since; a heater nobody
+    touched is left alone (one still heating up when failwatch acted goes on heating
+    as before), so Resume is immediate when nothing was turned off.
     """
     if memory is None:
         return ResumePlan({})
@@ -192,8 +203,10 @@ def plan_resume(memory: PauseMemory | None, status: Mapping[str, Any]) -> Resume
         data = data if isinstance(data, dict) else {}
         now_target = _number(data.get("target"))
         temperature = _number(data.get("temperature"))
-        if now_target != target or (temperature is not None and
-                                    temperature < target - REHEAT_MARGIN):
+        before = memory.temperatures.get(name)
+        cooled = temperature is not None and temperature < target - REHEAT_MARGIN and \
+            (before is None or before >= target - REHEAT_MARGIN)
+        if now_target != target or cooled:
             heaters[name] = target
     fan = None
     fan_data = status.get(FAN)
