@@ -173,7 +173,6 @@ class Daemon:
                                     wait_paused=self._wait_paused)
         self.paused_print = PausedPrint.from_dict(self.actions, saved.get("pause"))
         self._pause_busy = ""
-        self._actions_lock = asyncio.Lock()  # one set of actions at a time, in order
         self._paused_seen = asyncio.Event()  # print_stats says paused
         self.camera: Camera | None = None
         self.predictor: Predictor | None = None
@@ -612,15 +611,17 @@ class Daemon:
             log.debug("no action: %s", outcome.note)
 
     async def _fire(self, outcome: FrameOutcome, prediction: Prediction, jpeg: bytes) -> None:
-        async with self._actions_lock:
-            try:
-                await self._fire_now(outcome, prediction, jpeg)
-            except MoonrakerError as exc:
-                log.error("actions: %s", exc)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never a silent end of a background task
-                log.exception("actions: unexpected error")
+        """In a task of its own. Not serialised with an earlier warning's actions: its
+        RESPOND may be waiting behind Klipper's G-code lock, and the PAUSE must get
+        in line as soon as possible (Klipper runs requests in the order they come)."""
+        try:
+            await self._fire_now(outcome, prediction, jpeg)
+        except MoonrakerError as exc:
+            log.error("actions: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never a silent end of a background task
+            log.exception("actions: unexpected error")
 
     async def _pause_queued(self) -> None:
         """The PAUSE waits in line behind Klipper's G-code lock: say so (log, status)."""
@@ -662,8 +663,8 @@ class Daemon:
         paused = any(r.action == "pause" and r.ok for r in results)
         waited = max((r.waited for r in results if r.action == "pause"), default=0.0)
         if paused and waited:
-            log.warning("paused (%s; the pause waited %.0f s in line)",
-                        self._pause_busy or "Klipper was busy", waited)
+            log.warning("paused after waiting %.0f s in line (%s)", waited,
+                        (self._pause_busy or "Klipper is busy").replace(" is ", " was "))
             message += (f" The pause was requested while "
                         f"{(self._pause_busy or 'Klipper is busy').replace(' is ', ' was ')} "
                         f"and ran when the wait ended, {waited:.0f} s later.")
