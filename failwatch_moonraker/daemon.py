@@ -315,6 +315,7 @@ class Daemon:
             "webhooks": ["state", "state_message"],
             "heaters": ["available_heaters"],
             "display_status": ["progress"],  # for predictors that send the progress
+            "pause_resume": ["is_paused"],  # confirms a PAUSE that waited in line
         }
         if available is not None and TIMELAPSE_MACRO in available:
             objects[TIMELAPSE_MACRO] = ["is_paused"]
@@ -344,7 +345,8 @@ class Daemon:
         if method == "notify_status_update":
             if isinstance(params, list) and params and isinstance(params[0], dict):
                 merge_status(self.status, params[0])
-                if "print_stats" in params[0] or TIMELAPSE_MACRO in params[0]:
+                if "print_stats" in params[0] or TIMELAPSE_MACRO in params[0] or \
+                        "pause_resume" in params[0]:
                     self._apply_status()
         elif method == "notify_klippy_ready":
             self._spawn(self._subscribe_quietly(), "subscribe")
@@ -373,9 +375,9 @@ class Daemon:
         parked = bool(self.status.get(TIMELAPSE_MACRO, {}).get("is_paused", False))
         previous = self.session.print_state
         event = self.session.on_print_state(state, self.clock(), parked=parked)
-        if state == "paused":
+        if state == "paused" or self.status.get("pause_resume", {}).get("is_paused") is True:
             self._paused_seen.set()
-        elif (previous in ("paused", "unknown") and state == "printing") or \
+        if (previous in ("paused", "unknown") and state == "printing") or \
                 state not in ACTIVE_STATES:
             # resumed or ended, from any button: undo the dialog and the idle timeout
             undo = self.paused_print.leave("resumed" if state == "printing" else state)
@@ -624,12 +626,12 @@ class Daemon:
             log.exception("actions: unexpected error")
 
     async def _pause_queued(self) -> None:
-        """The PAUSE waits in line behind Klipper's G-code lock: say so (log, status)."""
+        """The PAUSE waits in line behind Klipper's G-code lock: say so now in the log (the
+        console can only show it once Klipper's wait is over)."""
         heaters = self.status.get("heaters", {}).get("available_heaters")
         reason = await self.paused_print.why_busy(heaters)
         log.warning("pause requested; %s, it pauses when the wait ends", reason)
         self._pause_busy = reason
-        self._post_status(force=True)
 
     async def _wait_paused(self) -> None:
         await self._paused_seen.wait()

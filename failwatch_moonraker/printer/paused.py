@@ -30,6 +30,8 @@ from failwatch_moonraker.printer.resume import (
 log = logging.getLogger("failwatch")
 
 RESUME_WAIT_MAX = 3 * 3600.0  # a cold bed can take many minutes; Klipper sets the pace
+# objects/query never waits for Klipper's G-code lock: a slow answer must not hold up a pause.
+QUERY_BEFORE_PAUSE = 2.0
 
 
 class PausedPrint:
@@ -39,9 +41,9 @@ class PausedPrint:
         self.dialog_open = False
         self._own_idle_timeout: float | None = None
 
-    async def _query(self, heaters: Sequence[str]) -> dict[str, Any]:
+    async def _query(self, heaters: Sequence[str], timeout: float = 10.0) -> dict[str, Any]:
         result = await self.actions.client.call(
-            "printer.objects.query", {"objects": query_objects(heaters)})
+            "printer.objects.query", {"objects": query_objects(heaters)}, timeout=timeout)
         status = result.get("status") if isinstance(result, dict) else None
         return status if isinstance(status, dict) else {}
 
@@ -54,7 +56,7 @@ class PausedPrint:
         """
         heaters = heater_objects(available_heaters)
         try:
-            status = await self._query(heaters)
+            status = await self._query(heaters, timeout=QUERY_BEFORE_PAUSE)
         except Exception as exc:  # the pause goes first; remembering is a courtesy
             log.warning("pause: could not read the heaters before acting (%s); failwatch's "
                         "Resume will not reheat", exc)
@@ -71,7 +73,7 @@ class PausedPrint:
     async def why_busy(self, available_heaters: Sequence[str] | None) -> str:
         heaters = heater_objects(available_heaters)
         try:
-            return busy_reason(await self._query(heaters), heaters)
+            return busy_reason(await self._query(heaters, timeout=QUERY_BEFORE_PAUSE), heaters)
         except Exception as exc:
             log.debug("pause: could not read the heaters: %s", exc)
             return "Klipper is busy"
