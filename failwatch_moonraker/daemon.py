@@ -173,6 +173,7 @@ class Daemon:
                                     wait_paused=self._wait_paused)
         self.paused_print = PausedPrint.from_dict(self.actions, saved.get("pause"))
         self._pause_busy = ""
+        self._heaters_off: asyncio.Task[Any] | None = None  # heaters_off_delay pending
         self._paused_seen = asyncio.Event()  # print_stats says paused
         self.camera: Camera | None = None
         self.predictor: Predictor | None = None
@@ -661,7 +662,9 @@ class Daemon:
         results = await self.actions.run([a for a in now_actions if a != "notify"], message,
                                          available_heaters=heaters)
         if later:
-            self._spawn(self._delayed_heaters(later, self.session.resume_count), "heaters-off")
+            self._heaters_off = self._spawn(self._delayed_heaters(later,
+                                                                  self.session.resume_count),
+                                            "heaters-off")
         paused = any(r.action == "pause" and r.ok for r in results)
         waited = max((r.waited for r in results if r.action == "pause"), default=0.0)
         if paused and waited:
@@ -839,6 +842,10 @@ class Daemon:
         if plan is None:
             return "the print is not paused: nothing to resume"
         message = plan.message()
+        if self._heaters_off is not None and not self._heaters_off.done():
+            # it would queue behind the reheat and turn the heaters off once resumed
+            self._heaters_off.cancel()
+            log.info("heaters left on: resuming before heaters_off_delay")
         if ignore and self.session.ignore_print():
             await self._settings_changed()
             message = f"not watching this print ({self.session.print_id}) any more, {message}"
