@@ -657,8 +657,8 @@ class Daemon:
         if pausing:
             if self.session.print_state != "paused":
                 self._paused_seen.clear()
+            self._pause_busy = ""
             await self.paused_print.remember(heaters, self.session.print_id)
-        self._pause_busy = ""
         results = await self.actions.run([a for a in now_actions if a != "notify"], message,
                                          available_heaters=heaters)
         if later:

@@ -7,6 +7,10 @@ of the subscriber's ``response_template``.  The printer model is deliberately sm
 failure-watching client relies on goes through the same objects and the same pushes
 as with Klipper, so the daemon under test cannot tell the difference.
 
+Like Klipper, M109/M190/TEMPERATURE_WAIT hold the G-code lock until the heater gets
+there (printing the temperatures every second), so a PAUSE or RESPOND sent meanwhile
+waits in line; ``max_heat_rate`` makes a heater slow enough for a test to see it.
+
 Everything runs on the caller's asyncio loop; there are no threads.
 """
 
