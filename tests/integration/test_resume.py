@@ -241,18 +241,24 @@ async def test_an_ignored_print_is_said_to_be_ignored_after_a_restart(
 
 async def test_heaters_off_delay_never_fires_into_a_resume(tmp_path: Path) -> None:
     """The delay ends while failwatch's Resume waits for a heater: nothing turns off after."""
+    delay = 6.0
     async with paused_by_failwatch(
             tmp_path, actions={"on_failure": "pause, extruder_off, notify",
-                               "heaters_off_delay": 2.0}) as (printer, _):
+                               "heaters_off_delay": delay}) as (printer, _):
+        loop = asyncio.get_running_loop()
+        paused_at = loop.time()
         klippy = printer.klippy
         await press(printer, "M140 S0")  # the user turned the bed off by hand
-        await klippy.wait_for_tick(6)
-        klippy.max_heat_rate = 8.0  # the bed needs a few seconds: past heaters_off_delay
+        await klippy.wait_for_tick(6)  # and it cooled
+        klippy.max_heat_rate = 0.0  # the bed is slow: the reheat outlasts heaters_off_delay
         start = await press(printer, "FAILWATCH_RESUME")
         line = await klippy.wait_for_console(r"^failwatch: ", start=start)
         assert line == "failwatch: reheating bed to 60 °C, then resuming"
+        await asyncio.sleep(max(0.0, paused_at + delay + 1.0 - loop.time()))
+        assert klippy.status["print_stats"]["state"] == "paused"  # still waiting for the bed
+        klippy.max_heat_rate = None
         await klippy.wait_for_print_state("printing", timeout=30)
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(1.0)
         assert klippy.status["extruder"]["target"] == 215
         assert "SET_HEATER_TEMPERATURE HEATER=extruder TARGET=0" not in klippy.gcode_lines
         assert not [c for c in klippy.console if "still paused after" in c]
