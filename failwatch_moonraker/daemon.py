@@ -53,6 +53,7 @@ from failwatch_moonraker.predictors import (
     start_predictor,
 )
 from failwatch_moonraker.printer.actions import (
+    HEATER_ACTIONS,
     ActionRunner,
     describe,
     failure_dialog,
@@ -696,8 +697,9 @@ class Daemon:
             reason = f"Failure score {prediction.p:.2f} ({self.session.summary()})."
             self.paused_print.dialog_open = True  # before: the UI shows it as it arrives
             with contextlib.suppress(MoonrakerError):
-                await self.actions.gcode(failure_dialog(reason, saved.link if saved else "",
-                                                        self.macros_available))
+                await self.actions.gcode(failure_dialog(
+                    reason, saved.link if saved else "", self.macros_available,
+                    heaters_off=any(a in HEATER_ACTIONS for a in cfg.on_failure)))
         for result in results:
             if not result.ok:
                 with contextlib.suppress(MoonrakerError):

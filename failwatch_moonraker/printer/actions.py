@@ -51,15 +51,20 @@ def prompt_script(lines: Sequence[str]) -> str:
     return "\n".join(f'RESPOND TYPE=command MSG="action:{console_text(line)}"' for line in lines)
 
 
-def failure_dialog(reason: str, link: str = "", with_macros: bool = True) -> str:
+def failure_dialog(reason: str, link: str = "", with_macros: bool = True,
+                   heaters_off: bool = False) -> str:
     """The dialog shown on an automatic pause; its buttons run failwatch's macros.
 
     Without failwatch_macros.cfg included, the buttons fall back to Klipper's
-    own RESUME and CANCEL_PRINT and the "ignore" button is left out.
+    own RESUME and CANCEL_PRINT and the "ignore" button is left out; that
+    RESUME does not reheat, so the dialog says so when heaters go off.
     """
     lines = ["prompt_begin failwatch paused the print", f"prompt_text {reason}"]
     if link:
         lines.append(f"prompt_text Snapshot: {link}")
+    if heaters_off and not with_macros:
+        lines.append("prompt_text failwatch turns heaters off and this Resume does not reheat: "
+                     "heat up first (M109, M190) or include failwatch_macros.cfg")
     if with_macros:
         lines += [
             "prompt_footer_button Resume|_FAILWATCH_RESUME|primary",
