@@ -524,7 +524,7 @@ setup_venv() {
   # Editable: Moonraker's update manager pulls the repo and only re-runs
   # requirements.txt, so the venv must run the code in the repo.
   run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
-  info "installed failwatch-moonraker from $REPO into $VENV"
+  [ "$DRY_RUN" = 1 ] || info "installed failwatch-moonraker from $REPO into $VENV"
 }
 
 write_env_file() {
@@ -550,6 +550,9 @@ moonraker_port() {
 install_config() {
   if [ -e "$CFG" ]; then
     info "keeping your $CFG"
+    if [ -n "$(find "$CFG" -maxdepth 0 -perm /044 2>/dev/null)" ]; then
+      info "it holds your tokens and other users can read it: chmod 600 $CFG"
+    fi
     return 0
   fi
   local port sedargs=()
@@ -560,12 +563,15 @@ install_config() {
   if [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" != 7125 ]; then
     sedargs+=(-e "s|^#url: ws://127\\.0\\.0\\.1:7125/websocket|url: ws://127.0.0.1:$port/websocket|")
   fi
+  # Mode 0600: it will hold the predictor's tokens (Moonraker runs as the same user).
   if [ "${#sedargs[@]}" -eq 0 ]; then
-    write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE" <"$CFG_EXAMPLE"
+    write_file "$CFG" 600 "" "a copy of $CFG_EXAMPLE (mode 0600)" <"$CFG_EXAMPLE"
   else
     sed -E "${sedargs[@]}" "$CFG_EXAMPLE" |
-      write_file "$CFG" 644 "" "a copy of $CFG_EXAMPLE, with this instance's paths and port"
+      write_file "$CFG" 600 "" \
+        "a copy of $CFG_EXAMPLE, with this instance's paths and port (mode 0600)"
   fi
+  [ "$DRY_RUN" = 1 ] || info "$CFG is readable by $(id -un) only (mode 0600): it holds your tokens"
   info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
 }
 
@@ -706,7 +712,17 @@ do_install() {
   install_macros
   install_update_manager
   install_unit
-  [ "$DRY_RUN" = 0 ] || { info "dry run: nothing was changed"; return 0; }
+  if [ "$DRY_RUN" = 1 ]; then
+    if [ "$MOONRAKER_CHANGED" = 1 ]; then
+      info "would then ask you to restart Moonraker for the update manager entry:" \
+        "$SUDO_HINT restart $MR_NAME"
+    fi
+    if [ "$PRINTER_CFG_CHANGED" = 1 ]; then
+      info "would then ask you to restart Klipper (RESTART in the console) for the macros"
+    fi
+    info "dry run: nothing was changed"
+    return 0
+  fi
   info "done: $SERVICE is installed and (re)started.  Next:"
   info "  1. put your predictor credentials in $CFG, then"
   info "     $SUDO_HINT restart $SERVICE"

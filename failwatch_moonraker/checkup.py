@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -21,6 +24,7 @@ from failwatch_moonraker.camera.snapshot import (
 )
 from failwatch_moonraker.config import Config
 from failwatch_moonraker.daemon import Daemon
+from failwatch_moonraker.placeholders import placeholder_problems
 from failwatch_moonraker.predictors import (
     PredictContext,
     PredictorError,
@@ -28,6 +32,7 @@ from failwatch_moonraker.predictors import (
     start_predictor,
 )
 from failwatch_moonraker.printer.moonraker import AuthFailed, MoonrakerError
+from failwatch_moonraker.secrets import scrub
 
 CHECK_PRINT_ID = "failwatch-check"
 
@@ -38,11 +43,11 @@ class Report:
         self.failed = 0
 
     def ok(self, step: str, detail: str) -> None:
-        print(f"[ OK ] {step}: {detail}", file=self.out, flush=True)
+        print(scrub(f"[ OK ] {step}: {detail}"), file=self.out, flush=True)
 
     def fail(self, step: str, detail: str) -> None:
         self.failed += 1
-        print(f"[FAIL] {step}: {detail}", file=self.out, flush=True)
+        print(scrub(f"[FAIL] {step}: {detail}"), file=self.out, flush=True)
 
 
 async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
@@ -52,6 +57,9 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
         return await check_farm(config, out, timeout)
     report = Report(out)
     report.ok("config", f"{config.path} is valid")
+    placeholders = placeholder_problems(config)
+    for problem in placeholders:
+        report.fail("predictor credentials", problem)
     daemon = Daemon(config)
     client = daemon.client
     reader: asyncio.Task[None] | None = None
@@ -62,8 +70,11 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
         except AuthFailed as exc:
             report.fail("moonraker", str(exc))
         except (OSError, asyncio.TimeoutError, MoonrakerError, Exception) as exc:
-            report.fail("moonraker", f"cannot connect to {config.moonraker.url}: "
-                        f"{exc.__class__.__name__}: {exc}")
+            if _refused(exc):
+                report.fail("moonraker", await _refused_advice(config))
+            else:
+                report.fail("moonraker", f"cannot connect to {config.moonraker.url} "
+                            f"([moonraker] url): {exc.__class__.__name__}: {exc}")
         else:
             try:
                 info = await client.call("server.info")
@@ -107,7 +118,10 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
                         report.fail("predictor health", str(exc))
                     else:
                         report.ok("predictor health", f"{config.predictor.url} says {answer!r}")
-                if jpeg:
+                if placeholders:
+                    report.fail("predictor", "not tried: the credentials are the example's "
+                                "placeholders (see above)")
+                elif jpeg:
                     await start_predictor(predictor)
                     context = PredictContext(
                         printer=config.name,
@@ -134,6 +148,49 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
         return 1
     print("All checks passed: failwatch is ready to watch your prints.", file=out)
     return 0
+
+
+def _refused(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    if isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED:
+        return True
+    # asyncio's happy eyeballs: "Multiple exceptions: [Errno 111] Connect call failed ..."
+    return isinstance(exc, OSError) and "Connect call failed" in str(exc)
+
+
+async def _socket_answers(path: str) -> bool:
+    if not path or not os.path.exists(path):
+        return False
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), 2.0)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True
+
+
+async def _refused_advice(config: Config) -> str:
+    """After "connection refused": is Moonraker running, which url was tried, what next."""
+    url = config.moonraker.url
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'wss' else 80)}"
+    head = (f"connection refused at {url} ([moonraker] url in {config.path}): nothing "
+            f"listens on {where}.")
+    socket = config.moonraker.unix_socket
+    if await _socket_answers(socket):
+        return (f"{head} Moonraker is running (its socket {socket} answers), so the url is "
+                "wrong: set [moonraker] url to the port in moonraker.conf [server] port "
+                "(ws://127.0.0.1:7125/websocket by default), then run check again.")
+    if parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        return (f"{head} Moonraker is not running on this host (its socket {socket} does not "
+                "answer either): start it with 'sudo systemctl start moonraker' (see "
+                "'systemctl status moonraker' and moonraker.log if it does not stay up), then "
+                "run check again.")
+    return (f"{head} Is Moonraker running on {parts.hostname}, and is the port right (moonraker"
+            ".conf [server] port there)? Then run check again.")
 
 
 def _dimensions(jpeg: bytes) -> str:

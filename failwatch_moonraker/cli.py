@@ -16,9 +16,11 @@ log = logging.getLogger("failwatch")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # No default here: a subcommand's default would overwrite a -c given before it
+    # ("-c PATH run" and "run -c PATH" must both work); main() fills the default in.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-c", "--config", default=DEFAULT_CONFIG_PATH, metavar="PATH",
+        "-c", "--config", default=argparse.SUPPRESS, metavar="PATH",
         help=f"configuration file (default: {DEFAULT_CONFIG_PATH})")
     parser = argparse.ArgumentParser(
         prog="failwatch-moonraker", parents=[common],
@@ -30,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("check", parents=[common],
                    help="validate the config, reach Moonraker, the camera and the predictor "
                         "once, and print a report")
+    offline = sub.add_parser(
+        "offline", parents=[common],
+        help="tell the FAILWATCH_* macros that failwatch is not running (the systemd unit "
+             "runs this after the daemon ended, however it ended)")
+    offline.add_argument("--guard", type=int, metavar="PID", help=argparse.SUPPRESS)
     from failwatch_moonraker.tools.cli import add_commands  # replay, tune
 
     add_commands(sub)
@@ -38,26 +45,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    given = getattr(args, "config", None)
     if args.command in ("replay", "tune"):  # offline tools: no failwatch.cfg needed
         from failwatch_moonraker.tools.cli import run as run_tool
 
+        if getattr(args, "base_config", None) is None and given is not None:
+            args.base_config = given
         return run_tool(args)
+    path = given if given is not None else DEFAULT_CONFIG_PATH
     try:
-        config = load_config(args.config)
+        config = load_config(path)
     except ConfigError as exc:
         print(f"failwatch-moonraker: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    if args.command in ("check", "offline"):  # errors only, on stderr, secrets scrubbed
+        from failwatch_moonraker.logs import setup_logging
+        from failwatch_moonraker.secrets import register, secret_values
+
+        register(secret_values(config))
+        setup_logging("", "ERROR", config.secrets())
     if args.command == "check":
         from failwatch_moonraker.checkup import run_check
 
-        logging.basicConfig(level=logging.ERROR)
         return asyncio.run(run_check(config, sys.stdout))
-    return run_daemon(config)
+    if args.command == "offline":
+        from failwatch_moonraker import offline
+
+        if args.guard is not None:
+            return offline.guard(config, args.guard, sys.stdout)
+        return asyncio.run(offline.mark_offline(config, sys.stdout))
+    return run_daemon(config, path)
 
 
-def run_daemon(config: Config) -> int:
+def run_daemon(config: Config, path: str = "") -> int:
     from failwatch_moonraker.logs import setup_logging
+    from failwatch_moonraker.secrets import register, secret_values
 
+    register(secret_values(config))
     try:
         setup_logging(config.logging.path, config.logging.level, config.secrets(),
                       config.logging.max_size, config.logging.backups)
@@ -65,7 +89,16 @@ def run_daemon(config: Config) -> int:
         print(f"failwatch-moonraker: cannot open the log file {config.logging.path}: {exc}",
               file=sys.stderr)
         return 2
-    return asyncio.run(_serve(config))
+    from failwatch_moonraker.offline import say_goodbye, start_guardian
+    from failwatch_moonraker.placeholders import placeholder_problems
+
+    for problem in placeholder_problems(config):
+        log.error("config: %s", problem)
+    # Outside systemd nothing else notices a SIGKILL: a guardian tells the macros.
+    guardian = start_guardian(path or config.path)
+    code = asyncio.run(_serve(config))
+    say_goodbye(guardian)
+    return code
 
 
 async def _serve(config: Config) -> int:

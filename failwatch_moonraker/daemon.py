@@ -74,6 +74,8 @@ from failwatch_moonraker.printer.moonraker import (
     console_via_unix_socket,
 )
 from failwatch_moonraker.printer.paused import PausedPrint
+from failwatch_moonraker.secrets import register as register_secrets
+from failwatch_moonraker.secrets import secret_values
 from failwatch_moonraker.store import StateStore
 from failwatch_moonraker.tools.record import Recorder
 
@@ -146,6 +148,7 @@ class Daemon:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  http: aiohttp.ClientSession | None = None) -> None:
         self.config = config
+        register_secrets(secret_values(config))  # scrubbed from the console and logs
         self.clock = clock
         self._shared_http = http  # a farm shares one HTTP session between its printers
         self.store = StateStore(config.state.path)

@@ -138,6 +138,7 @@ class Farm:
 async def check_farm(config: Config, out: TextIO, timeout: float = 20.0) -> int:
     """``failwatch-moonraker check`` for every printer, side by side, reports in order."""
     from failwatch_moonraker.checkup import run_check
+    from failwatch_moonraker.secrets import scrub
 
     async def one(printer: Config) -> tuple[int, str]:
         buffer = io.StringIO()
@@ -152,7 +153,7 @@ async def check_farm(config: Config, out: TextIO, timeout: float = 20.0) -> int:
     failing = []
     for printer, (status, text) in zip(config.printers, results, strict=True):
         print(f"== [printer {printer.name}] ==", file=out)
-        out.write(text)
+        out.write(scrub(text))  # the reports are; a surprise's text may not be
         print(file=out)
         if status:
             failing.append(printer.name)

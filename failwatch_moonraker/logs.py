@@ -12,8 +12,10 @@ import os
 import sys
 from collections.abc import Iterable
 
+from failwatch_moonraker.secrets import REDACTED, scrub
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-REDACTED = "***"
+__all__ = ["REDACTED", "RedactSecrets", "setup_logging"]
 
 
 class RedactSecrets(logging.Filter):
@@ -24,14 +26,12 @@ class RedactSecrets(logging.Filter):
         self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
+        for secret in self.secrets:  # also the short ones secrets.scrub leaves alone
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return scrub(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
         scrubbed = self.scrub(message)
         if scrubbed != message:

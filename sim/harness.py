@@ -238,7 +238,7 @@ class SimPrinter:
         jobs = result.get("jobs", [])
         return jobs[0]["job_id"] if jobs else None
 
-    async def wait_for_job(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_for_job(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
         """Poll ``server.history.list`` (50 ms) until the newest job satisfies ``predicate``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -26,7 +26,7 @@ from sim._http import Arrivals, LocalHTTPServer
 __all__ = ["FakeObicoPredictor", "PREDICT_PATH"]
 
 PREDICT_PATH = "/ent/partners/api/elegoo/predict/"
-MODES = ("ok", "400", "401", "429", "500", "malformed", "hang")
+MODES = ("ok", "400", "401", "401_echo", "429", "500", "malformed", "hang")
 MAX_PRINT_ID = 256
 EWM_SPAN = 12
 SHORT_WINDOW = 310
@@ -87,7 +87,8 @@ class FakeObicoPredictor:
 
     ``score(frame, print_id) -> p`` where ``frame`` counts successful predictions of
     that print id from 0.  Modes: ``ok``, ``400``, ``401``, ``429`` (``retry_after``
-    seconds, if set, becomes a Retry-After header), ``500``, ``malformed`` (200 with
+    seconds, if set, becomes a Retry-After header), ``401_echo`` (401 quoting the
+    credentials it got, as some servers do), ``500``, ``malformed`` (200 with
     a body that is not JSON), ``hang`` (never answers until the client gives up).
     """
 
@@ -198,6 +199,9 @@ class FakeObicoPredictor:
             return _json_error(400, "Missing or invalid image")
         if mode == "401":
             return _json_error(401, "Invalid credentials")
+        if mode == "401_echo":  # servers that quote the request back
+            return _json_error(401, f"Invalid credentials: serial_no={record['serial_no']} "
+                               f"access_token={record['access_token']}")
         if mode == "429":
             headers = {}
             if self.retry_after is not None:

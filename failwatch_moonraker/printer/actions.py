@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from failwatch_moonraker.secrets import REDACTED_CONSOLE, scrub
+
 log = logging.getLogger(__name__)
 
 HEATER_ACTIONS = ("heaters_off", "extruder_off", "bed_off")
@@ -36,8 +38,8 @@ class RpcClient(Protocol):
 
 
 def console_text(text: str) -> str:
-    """A message made safe for ``RESPOND MSG="..."``."""
-    return " ".join(text.translate(_UNSAFE).split())
+    """A message made safe for ``RESPOND MSG="..."``, its secrets scrubbed."""
+    return " ".join(scrub(text, mask=REDACTED_CONSOLE).translate(_UNSAFE).split())
 
 
 def respond_script(text: str, error: bool = False) -> str:

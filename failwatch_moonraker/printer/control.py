@@ -17,6 +17,16 @@ STATE_MACRO = "_FAILWATCH_STATE"
 COMMANDS = ("status", "enable", "disable", "ignore_print", "sensitivity", "test", "resume",
             "resume_ignore")
 SENSITIVITY_RANGE = (0.1, 5.0)
+#: What a refusal quotes of the user's text at most: a pasted page must not flood
+#: the console and the log.
+SHOWN_MAX = 40
+
+
+def shown(text: str, limit: int = SHOWN_MAX) -> str:
+    """The user's text, quoted and cut to ``limit`` characters."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ def parse_command(params: Any) -> Command:
         params = {}
     name = str(params.get("cmd", "status")).strip().lower()
     if name not in COMMANDS:
-        raise CommandError(f"unknown command {name!r}; allowed: {', '.join(COMMANDS)}")
+        raise CommandError(f"unknown command {shown(name)}; allowed: {', '.join(COMMANDS)}")
     if name != "sensitivity":
         return Command(name)
     raw = params.get("value", "")
@@ -44,10 +54,10 @@ def parse_command(params: Any) -> Command:
     except ValueError:
         value = math.nan
     if not (low <= value <= high):  # also refuses nan and inf
-        shown = str(raw).strip() or "nothing"
+        got = shown(str(raw).strip() or "nothing")
         raise CommandError(
             f"FAILWATCH_SENSITIVITY VALUE must be a number from {low:g} to {high:g} "
-            f"(1 = Obico's default, higher pauses sooner), got {shown!r}; nothing changed")
+            f"(1 = Obico's default, higher pauses sooner), got {got}; nothing changed")
     return Command(name, value)
 
 
