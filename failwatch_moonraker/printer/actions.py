@@ -184,14 +184,14 @@ class ActionRunner:
         since = loop.time()
         call = asyncio.ensure_future(self.client.call("printer.print.pause",
                                                       timeout=PAUSE_WAIT_MAX))
-        confirm: asyncio.Future[Any] | None = None
+        confirm = asyncio.ensure_future(self.wait_paused()) if self.wait_paused else None
         try:
             done, _ = await asyncio.wait({call}, timeout=self.pause_patience)
             if call in done:
                 call.result()
                 return 0.0
-            if self.wait_paused is not None:
-                confirm = asyncio.ensure_future(self.wait_paused())
+            if confirm is not None and confirm.done():
+                return 0.0  # paused already; Klipper is finishing a parking PAUSE macro
             if self.on_pause_queued is not None:
                 try:
                     await self.on_pause_queued()
