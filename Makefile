@@ -1,13 +1,15 @@
 # failwatch-moonraker developer entry points.
 #   make test   - create the venvs (daemon + the real Moonraker) and run every test
-#   make demo   - watch a simulated printer through the real Moonraker and pause it
+#   make demo   - watch a simulated printer through the real Moonraker and pause it,
+#                 with PiNozCam's real model on this host (make demo-remote: a
+#                 simulated remote predictor instead)
 #   make bench  - print the performance figures
 PYTHON ?= python3
 VENV := .venv
 MR_VENV := .venv-moonraker
 MOONRAKER_VERSION := 0.11.0
 
-.PHONY: test unit integration demo bench lint venv moonraker-venv clean
+.PHONY: test unit integration demo demo-remote bench lint venv moonraker-venv clean
 
 venv: $(VENV)/.installed
 moonraker-venv: $(MR_VENV)/.installed
@@ -37,8 +39,14 @@ unit: venv
 integration: venv moonraker-venv
 	$(VENV)/bin/python -m pytest -q tests/integration
 
+# The extra brings PiNozCam's runtime (from PyPI; already there with the dev extra).
 demo: venv moonraker-venv
+	@$(VENV)/bin/python -c 'import pinozcam_runner' 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet -e '.[pinozcam]'
 	$(VENV)/bin/python -m sim.demo
+
+demo-remote: venv moonraker-venv
+	$(VENV)/bin/python -m sim.demo --remote
 
 bench: venv moonraker-venv
 	$(VENV)/bin/python -m bench

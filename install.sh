@@ -17,11 +17,23 @@
 #                    the service is then failwatch-NAME.  Without it: the only
 #                    instance, or a question when there are several (terminal only).
 #   --data DIR       the Moonraker data folder to use (e.g. ~/printer_2_data).
+#   --local ENGINE   also install a failure model that runs on this host (no server,
+#                    no account).  ENGINE:
+#                      pinozcam  PiNozCam's detector, the PyPI package pinozcam-runtime
+#                                (AGPL-3.0: PiNozCam's, not part of failwatch);
+#                      obico     Obico's own detector (the model behind Obico's ML
+#                                server; AGPL-3.0 per Obico, ~202 MB, downloaded from
+#                                Obico, not part of failwatch) run with onnxruntime:
+#                                installs failwatch-moonraker[onnx] and fetches the
+#                                model to <data>/failwatch/models/ (sha256 verified).
+#                                x86_64 and aarch64 only (no 32-bit ARM wheels).
+#                    A new failwatch.cfg then says "backend: pinozcam" (or "onnx");
+#                    an existing one is never edited (the installer says what to change).
 #   --yes, -y        add [include failwatch_macros.cfg] to printer.cfg (above its
 #                    SAVE_CONFIG block) without asking.  Without it: a question on a
 #                    terminal, otherwise only the line to add is printed.
 #   --uninstall      remove the service and what install.sh added.  Keeps failwatch.cfg,
-#                    the statistics (<data>/failwatch/) and the logs.
+#                    the statistics and downloaded models (<data>/failwatch/) and the logs.
 #   --dry-run        print every change, change nothing.
 #   --no-pip         do not run pip: the venv is created without pip and the package
 #                    is not installed (for tests; also FAILWATCH_SKIP_PIP=1).  A later
@@ -82,6 +94,11 @@ PREFIX="/"
 DRY_RUN=0
 YES=0
 SKIP_PIP=0
+LOCAL=""
+LOCAL_WHAT=""
+LOCAL_BACKEND=""
+LOCAL_EXTRA=""
+LOCAL_MODEL_FILE=""
 ALLOW_ROOT=0
 case "${FAILWATCH_SKIP_PIP:-0}" in 1 | true | yes) SKIP_PIP=1 ;; esac
 case "${FAILWATCH_ALLOW_ROOT:-0}" in 1 | true | yes) ALLOW_ROOT=1 ;; esac
@@ -93,6 +110,8 @@ while [ $# -gt 0 ]; do
     --instance=*) INSTANCE="${1#*=}"; INSTANCE_SET=1; shift ;;
     --data) need_value "$1" $#; DATA="$2"; shift 2 ;;
     --data=*) DATA="${1#*=}"; shift ;;
+    --local) need_value "$1" $#; LOCAL="$2"; shift 2 ;;
+    --local=*) LOCAL="${1#*=}"; shift ;;
     --prefix) need_value "$1" $#; PREFIX="$2"; shift 2 ;;
     --prefix=*) PREFIX="${1#*=}"; shift ;;
     -y | --yes) YES=1; shift ;;
@@ -109,6 +128,22 @@ if [ "$INSTANCE_SET" = 1 ] && ! [[ "$INSTANCE" =~ ^[A-Za-z0-9_.-]+$ ]]; then
   usage_error "--instance takes a name of letters, digits, '_', '.' or '-', got '$INSTANCE'"
 fi
 [ -n "$PREFIX" ] || usage_error "--prefix must not be empty"
+# Local engines: the name, the pip extra that installs it, what it is.
+case "$LOCAL" in
+  "") ;;
+  pinozcam) LOCAL_WHAT="PiNozCam's failure detector (model and runner: the PyPI package pinozcam-runtime, AGPL-3.0; PiNozCam's, installed from PyPI, not part of failwatch)" ;;
+  obico)
+    LOCAL_WHAT="Obico's failure detector (AGPL-3.0 per Obico), downloaded from Obico's published URL onto this host; it is not part of failwatch"
+    LOCAL_BACKEND="onnx"
+    # the name failwatch_moonraker/predictors/local/catalog.py gives Obico's file
+    LOCAL_MODEL_FILE="obico-model-weights-5a6b1be1fa.onnx"
+    ;;
+  *) usage_error "--local takes: pinozcam, obico; got '$LOCAL'" ;;
+esac
+# The [predictor] backend and the pip extra: the engine's name unless said above.
+LOCAL_BACKEND="${LOCAL_BACKEND:-$LOCAL}"
+LOCAL_EXTRA="$LOCAL_BACKEND"
+[ "$ACTION" = install ] || [ -z "$LOCAL" ] || usage_error "--local goes with an install, not --uninstall"
 [ -n "${HOME:-}" ] || die "HOME is not set"
 HOME="${HOME%/}"
 
@@ -517,14 +552,21 @@ setup_venv() {
   fi
   if [ "$SKIP_PIP" = 1 ]; then
     info "skipping pip (--no-pip / FAILWATCH_SKIP_PIP=1): failwatch is not installed into $VENV"
+    [ -z "$LOCAL" ] || info "skipping pip: the $LOCAL engine is not installed either"
     return 0
   fi
   if [ ! -x "$VENV/bin/pip" ]; then run "$VENV/bin/python" -m ensurepip --upgrade; fi
   run "$VENV/bin/python" -m pip install --quiet --upgrade pip
   # Editable: Moonraker's update manager pulls the repo and only re-runs
   # requirements.txt, so the venv must run the code in the repo.
-  run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
-  [ "$DRY_RUN" = 1 ] || info "installed failwatch-moonraker from $REPO into $VENV"
+  if [ -n "$LOCAL" ]; then
+    info "installing $LOCAL_WHAT"
+    run "$VENV/bin/python" -m pip install --quiet --editable "$REPO[$LOCAL_EXTRA]"
+    [ "$DRY_RUN" = 1 ] || info "installed failwatch-moonraker[$LOCAL_EXTRA] from $REPO into $VENV"
+  else
+    run "$VENV/bin/python" -m pip install --quiet --editable "$REPO"
+    [ "$DRY_RUN" = 1 ] || info "installed failwatch-moonraker from $REPO into $VENV"
+  fi
 }
 
 write_env_file() {
@@ -553,6 +595,18 @@ install_config() {
     if [ -n "$(find "$CFG" -maxdepth 0 -perm /044 2>/dev/null)" ]; then
       info "it holds your tokens and other users can read it: chmod 600 $CFG"
     fi
+    if [ -n "$LOCAL" ]; then
+      if grep -Eq "^[[:space:]]*backend[[:space:]]*[:=][[:space:]]*$LOCAL_BACKEND[[:space:]]*$" "$CFG"; then
+        info "it already uses backend $LOCAL_BACKEND"
+      else
+        info "it is not changed: to use $LOCAL, set this in its [predictor] section:"
+        info "  backend: $LOCAL_BACKEND"
+        if [ -n "$LOCAL_MODEL_FILE" ] && [ "$DATA" != "$HOME/printer_data" ]; then
+          info "  model: $DATA/failwatch/models/$LOCAL_MODEL_FILE"
+        fi
+        info "(serial_no and access_token are then not needed), and restart $SERVICE"
+      fi
+    fi
     return 0
   fi
   local port sedargs=()
@@ -563,16 +617,55 @@ install_config() {
   if [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" != 7125 ]; then
     sedargs+=(-e "s|^#url: ws://127\\.0\\.0\\.1:7125/websocket|url: ws://127.0.0.1:$port/websocket|")
   fi
+  if [ -n "$LOCAL" ]; then
+    # The model on this host: no credentials to fill in.
+    sedargs+=(-e "s|^#backend: obico\$|backend: $LOCAL_BACKEND|"
+      -e "s|^(serial_no: YOUR-PRINTER-SERIAL)\$|#serial_no:|"
+      -e "s|^(access_token: YOUR-ACCESS-TOKEN)\$|#access_token:|")
+  fi
   # Mode 0600: it will hold the predictor's tokens (Moonraker runs as the same user).
   if [ "${#sedargs[@]}" -eq 0 ]; then
     write_file "$CFG" 600 "" "a copy of $CFG_EXAMPLE (mode 0600)" <"$CFG_EXAMPLE"
   else
     sed -E "${sedargs[@]}" "$CFG_EXAMPLE" |
       write_file "$CFG" 600 "" \
-        "a copy of $CFG_EXAMPLE, with this instance's paths and port (mode 0600)"
+        "a copy of $CFG_EXAMPLE, with this instance's settings (mode 0600)"
   fi
   [ "$DRY_RUN" = 1 ] || info "$CFG is readable by $(id -un) only (mode 0600): it holds your tokens"
-  info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
+  if [ -n "$LOCAL" ]; then
+    info "$CFG uses backend $LOCAL_BACKEND: the model runs on this host, no credentials needed"
+  else
+    info "put your predictor credentials ([predictor] serial_no, access_token) into $CFG"
+  fi
+}
+
+# --local obico: the model file, downloaded from its publisher and verified (model fetch).
+install_local_model() {
+  [ -n "$LOCAL_MODEL_FILE" ] || return 0
+  local model="$DATA/failwatch/models/$LOCAL_MODEL_FILE"
+  info "--local $LOCAL: the model is $LOCAL_WHAT"
+  if [ "$SKIP_PIP" = 1 ]; then
+    info "skipping onnxruntime and the model (--no-pip); later: re-run without --no-pip, or" \
+      "$VENV/bin/failwatch-moonraker model fetch $LOCAL --dest $model"
+    return 0
+  fi
+  if ! run "$VENV/bin/failwatch-moonraker" model fetch "$LOCAL" --dest "$model"; then
+    die "failwatch is installed, but the model is not (see above); try again with" \
+      "$VENV/bin/failwatch-moonraker model fetch $LOCAL --dest $model"
+  fi
+}
+
+# onnxruntime publishes wheels for x86_64 and aarch64 only.
+check_local_platform() {
+  [ "$LOCAL_EXTRA" = onnx ] || return 0
+  case "$(uname -m)" in
+    armv6l | armv7l | armhf | i386 | i686)
+      die "--local $LOCAL needs onnxruntime, which has no wheels for this $(uname -m) system" \
+        "(32-bit).  Ways out: a 64-bit OS (Raspberry Pi OS 64-bit), Debian's python3-onnxruntime" \
+        "(trixie) in a venv made with --system-site-packages, --local pinozcam, or a remote" \
+        "backend (obico_ml_api on another machine)"
+      ;;
+  esac
 }
 
 # Asks on a terminal, or takes --yes.
@@ -704,11 +797,13 @@ do_install() {
   PRINTER_CFG_CHANGED=0
   MOONRAKER_CHANGED=0
   check_install_preconditions
+  check_local_platform
   [ "$DRY_RUN" = 0 ] || info "dry run: nothing is changed"
   info "installing $SERVICE for $DATA (Moonraker: $MR_SERVICE) from $REPO"
   setup_venv
   write_env_file
   install_config
+  install_local_model
   install_macros
   install_update_manager
   install_unit
@@ -724,8 +819,14 @@ do_install() {
     return 0
   fi
   info "done: $SERVICE is installed and (re)started.  Next:"
-  info "  1. put your predictor credentials in $CFG, then"
-  info "     $SUDO_HINT restart $SERVICE"
+  if [ -n "$LOCAL" ]; then
+    info "  1. see what the model makes of your camera's pictures:"
+    info "     $VENV/bin/failwatch-moonraker detect --config $CFG PICTURE.jpg..."
+    info "     ($LOCAL_WHAT)"
+  else
+    info "  1. put your predictor credentials in $CFG, then"
+    info "     $SUDO_HINT restart $SERVICE"
+  fi
   if [ "$SKIP_PIP" = 1 ]; then
     info "  2. (--no-pip: failwatch was not installed into $VENV; re-run without it)"
   else

@@ -8,7 +8,13 @@
 (d) Moonraker requests per minute while a print is watched;
 (e) ``tune``'s vectorised search against the plain loop, frame decisions per second;
 (f) farm mode: 50 printers at 1 frame/s in one daemon process, its CPU share, RSS
-    and the lateness of frames against their schedule.
+    and the lateness of frames against their schedule;
+(g) local engine (PiNozCam's real runner): ms per frame on both cores and pinned to
+    one, engine RSS, daemon-side RSS and CPU per frame (decode + letterbox);
+(h) Klipper's share: a nice-0 stand-in for Klippy waking every 10 ms, its lateness
+    idle, with the engine scoring back to back at nice 10, and at nice 0.
+(i) Obico-size ONNX engine (backend onnx): ms per frame at 1 and 2 threads, worker
+    RSS, load time, a Klipper stand-in's lateness, beside the PiNozCam engine.
 
 ``--only ae`` runs just those sections.
 """
@@ -27,6 +33,7 @@ from typing import Any
 
 from bench.farm import measure_farm
 from bench.latency import measure_latency
+from bench.local_engine import measure_klipper_share, measure_local, print_local, print_share
 from bench.tune import measure_tune
 from bench.watching import measure_watching
 
@@ -37,8 +44,13 @@ TARGETS = {
     "d": "<= 2 beyond the actions",
     "e": ">= 20x the plain loop, >= 10 M frame decisions/s",
     "f": "<= 25 % of one core, <= 120 MB, p99 lateness <= 200 ms",
+    "g": "<= 100 ms/frame on both cores, engine <= 200 MB, daemon <= 50 MB and "
+         "<= 5 ms CPU per frame",
+    "h": "p99 <= 1 ms with the engine at the default nice",
+    "i": "<= 150 ms/frame at 2 threads, worker steady RSS <= 450 MB, stand-in p99 <= 1 ms "
+         "at the default nice",
 }
-SECTIONS = "abcdef"
+SECTIONS = "abcdefghi"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -81,6 +93,14 @@ async def run(args: argparse.Namespace) -> None:
         print_tune(measure_tune(plain_sets=args.tune_plain_sets))
     if "f" in only:
         await _farm_section(args)
+    if "g" in only:
+        print_local(await measure_local(args.local_frames), TARGETS["g"])
+    if "h" in only:
+        print_share(await measure_klipper_share(args.share_seconds), TARGETS["h"])
+    if "i" in only:
+        from bench.onnx_engine import measure_onnx, print_onnx
+
+        print_onnx(await measure_onnx(args.onnx_frames, args.standin_seconds), TARGETS["i"])
 
 
 async def _farm_section(args: argparse.Namespace) -> None:
@@ -151,7 +171,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--watch-seconds", type=float, default=30.0)
     parser.add_argument("--only", default=SECTIONS, metavar="SECTIONS",
-                        help="run only these sections, e.g. --only e (default: abcdef)")
+                        help="run only these sections, e.g. --only e (default: abcdefghi)")
     parser.add_argument("--tune-plain-sets", type=int, default=10,
                         help="settings the plain loop of (e) is timed on")
     parser.add_argument("--farm-printers", type=int, default=50)
@@ -159,6 +179,14 @@ def main() -> None:
                         help="measured window of (f), after start-up")
     parser.add_argument("--farm-latency", type=float, default=0.05,
                         help="the fake predictor's answer time in (f), seconds")
+    parser.add_argument("--local-frames", type=int, default=40,
+                        help="frames (g) scores on both cores (half as many pinned)")
+    parser.add_argument("--share-seconds", type=float, default=10.0,
+                        help="seconds of each phase of (h)")
+    parser.add_argument("--onnx-frames", type=int, default=30,
+                        help="frames per engine and thread count in (i)")
+    parser.add_argument("--standin-seconds", type=float, default=10.0,
+                        help="how long the Klipper stand-in runs per case in (i)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     started = time.monotonic()

@@ -22,7 +22,7 @@ from failwatch_moonraker.camera.snapshot import (
     source_from_webcam,
     web_base_from_moonraker,
 )
-from failwatch_moonraker.config import Config
+from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.placeholders import placeholder_problems
 from failwatch_moonraker.predictors import (
@@ -131,8 +131,12 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
                     except PredictorError as exc:
                         report.fail("predictor", str(exc))
                     else:
-                        report.ok("predictor", f"{config.predictor.url} scored the snapshot "
+                        where = (f"the local {predictor.name} engine"
+                                 if config.predictor.backend in LOCAL_BACKENDS
+                                 else config.predictor.url)
+                        report.ok("predictor", f"{where} scored the snapshot "
                                   f"p={pred.p:.3f} with {len(pred.detections)} detection(s)")
+                    _report_engine(report, predictor)
                 else:
                     report.fail("predictor", "not tried: no snapshot to send")
             finally:
@@ -148,6 +152,27 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
         return 1
     print("All checks passed: failwatch is ready to watch your prints.", file=out)
     return 0
+
+
+def _report_engine(report: Report, predictor: object) -> None:
+    """A local engine: what runs, from where, how fast, how big."""
+    facts_of = getattr(predictor, "engine_facts", None)
+    if facts_of is None:
+        return
+    f = facts_of()
+    if f.get("state") != "running":
+        report.fail("engine", f"{f.get('package', '?')} {f.get('version', '')} not running: "
+                    f"{f.get('last_error') or f.get('state')}")
+        return
+
+    def num(key: str, fmt: str) -> str:
+        value = f.get(key)
+        return format(value, fmt) if isinstance(value, (int, float)) else "?"
+
+    report.ok("engine", f"{f.get('package')} {f.get('version')}, runner {f.get('runner')}, "
+              f"model {f.get('model')}; started in {num('startup_s', '.2f')} s, "
+              f"{num('last_ms', '.0f')} ms/frame, RSS {num('rss_mb', '.0f')} MB, "
+              f"nice {f.get('nice')}, CPUs {f.get('cpus')}")
 
 
 def _refused(exc: BaseException) -> bool:

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     from failwatch_moonraker.tools.cli import add_commands  # replay, tune
 
     add_commands(sub)
+    from failwatch_moonraker.tools.detect import add_command as add_detect
+
+    add_detect(sub)
+    from failwatch_moonraker.tools.model import add_commands as add_model_commands
+
+    add_model_commands(sub)  # model fetch
     return parser
 
 
@@ -52,6 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "base_config", None) is None and given is not None:
             args.base_config = given
         return run_tool(args)
+    if args.command == "detect":  # no Moonraker needed; failwatch.cfg is optional
+        from failwatch_moonraker.tools.detect import run as run_detect
+
+        return run_detect(args)
+    if args.command == "model":  # no failwatch.cfg needed either
+        from failwatch_moonraker.tools.model import run as run_model
+
+        return run_model(args)
     path = given if given is not None else DEFAULT_CONFIG_PATH
     try:
         config = load_config(path)

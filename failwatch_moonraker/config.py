@@ -42,6 +42,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DetectionConfig",
+    "LOCAL_BACKENDS",
     "LoggingConfig",
     "MoonrakerConfig",
     "PREDICTOR_BACKENDS",
@@ -65,12 +66,18 @@ _BACKEND_REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "obico": ("serial_no", "access_token"),
     "obico_ml_api": ("url",),
     "printwatch": ("api_key",),
+    "pinozcam": (),
+    "onnx": (),
 }
+#: Backends that run a model on this host (a local engine, no URL).
+LOCAL_BACKENDS: Final[frozenset[str]] = frozenset({"pinozcam", "onnx"})
 #: The predict URL each backend uses when [predictor] url is not set ("" = required).
 _BACKEND_URLS: Final[Mapping[str, str]] = {
     "obico": OBICO_DEFAULT_URL,
     "obico_ml_api": "",
     "printwatch": "https://octoprint.printpal.io/api/v2/infer",
+    "pinozcam": "",
+    "onnx": "",
 }
 POLICIES = ("obico", "buffer")
 ML_API_IMAGE_SOURCES = ("serve", "camera")
@@ -178,6 +185,18 @@ class PredictorConfig:
     image_bind: str = "0.0.0.0"  # obico_ml_api, image_source serve
     image_port: int = 7135
     image_url: str = ""  # "" = http://<this host, as the ML server sees it>:<port>
+    # Local engines (a model run on this host; see predictors/local/): shared options.
+    cpus: tuple[int, ...] = ()  # CPU affinity of the engine; () = every CPU
+    nice: int = 10  # the engine's nice value (Klipper runs at 0)
+    unload_after: float = 300.0  # seconds after a print ends before the engine stops
+    # pinozcam: passed to the runner (start arguments).
+    score_threshold: float = 0.87
+    area_sensitivity: float = 0.04
+    # onnx: an Obico-style detector file run with onnxruntime (also uses bending_factor).
+    model: str = dataclasses.field(default_factory=lambda: _default_model())  # .onnx file
+    threads: int = 2  # onnxruntime intra-op threads
+    confidence_threshold: float = 0.08  # boxes above this count (strictly)
+    nms_threshold: float = 0.45  # a box overlapping a better one by more is dropped
 
 
 @dataclass(frozen=True)
@@ -705,6 +724,10 @@ def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
                   f"(0.0.0.0 = every interface), got {_show(image_bind)}")
     image_port = sec.getint("image_port", 7135, minval=0, maxval=65535)
     image_url = _http_url(sec, "image_url", sec.get("image_url", "").strip()).rstrip("/")
+    cpus, nice, unload_after = _local_engine_options(sec)
+    score_threshold = sec.getfloat("score_threshold", 0.87, above=0.0, maxval=1.0)
+    area_sensitivity = sec.getfloat("area_sensitivity", 0.04, above=0.0, maxval=1.0)
+    model, threads, confidence_threshold, nms_threshold = _onnx_options(sec, ctx)
     if sec.ok("backend"):
         values = {"serial_no": serial_no, "access_token": access_token, "url": url,
                   "api_key": api_key}
@@ -715,8 +738,43 @@ def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
         backend=backend, url=url, serial_no=serial_no, access_token=access_token, timeout=timeout,
         api_key=api_key, printer_id=printer_id, bending_factor=bending_factor,
         image_source=image_source, image_bind=image_bind, image_port=image_port,
-        image_url=image_url,
+        image_url=image_url, score_threshold=score_threshold,
+        area_sensitivity=area_sensitivity, cpus=cpus, nice=nice, unload_after=unload_after,
+        model=model, threads=threads, confidence_threshold=confidence_threshold,
+        nms_threshold=nms_threshold,
     )
+
+
+def _default_model() -> str:
+    """Where ``failwatch-moonraker model fetch obico`` puts Obico's model."""
+    from failwatch_moonraker.predictors.local.catalog import default_model_path
+
+    return str(default_model_path())
+
+
+def _onnx_options(sec: Section, ctx: _Context) -> tuple[str, int, float, float]:
+    """``model``, ``threads``, ``confidence_threshold``, ``nms_threshold`` of backend onnx."""
+    model = ctx.file_path(sec.get("model", "").strip()) or _default_model()
+    threads = sec.getint("threads", 2, minval=1, maxval=64)
+    confidence = sec.getfloat("confidence_threshold", 0.08, minval=0.0, maxval=1.0)
+    nms = sec.getfloat("nms_threshold", 0.45, above=0.0, maxval=1.0)
+    return model, threads, confidence, nms
+
+
+def _local_engine_options(sec: Section) -> tuple[tuple[int, ...], int, float]:
+    """``cpus``, ``nice``, ``unload_after``: every local engine reads these (and ``timeout``)."""
+    cpus_text = sec.getlist("cpus", (), kind="CPU")
+    cpus: list[int] = []
+    count = os.cpu_count() or 1
+    for item in cpus_text:
+        if not item.isdigit() or int(item) >= count:
+            sec.error("cpus", f"must list CPU numbers from 0 to {count - 1} (this machine has "
+                      f"{count} CPU(s)), separated by commas, got {_show(item)}")
+            continue
+        cpus.append(int(item))
+    nice = sec.getint("nice", 10, minval=0, maxval=19)
+    unload_after = sec.getfloat("unload_after", 300.0, minval=0.0, maxval=86400.0)
+    return tuple(cpus), nice, unload_after
 
 
 def _is_ip_address(value: str) -> bool:

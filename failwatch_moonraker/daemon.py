@@ -31,7 +31,7 @@ from failwatch_moonraker.camera.snapshot import (
     source_from_webcam,
     web_base_from_moonraker,
 )
-from failwatch_moonraker.config import Config
+from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.core.policy import Level
 from failwatch_moonraker.core.session import (
     ACTIVE_STATES,
@@ -50,6 +50,8 @@ from failwatch_moonraker.predictors import (
     PredictorError,
     RateLimited,
     create_predictor,
+    engine_summary,
+    predictor_hook,
     start_predictor,
 )
 from failwatch_moonraker.printer.actions import (
@@ -235,7 +237,9 @@ class Daemon:
                          self.settings.sensitivity, self.config.detection.sensitivity)
             log.info("failwatch %s starting: Moonraker %s, predictor %s (%s), one frame "
                      "every %g s while printing", __version__, self.config.moonraker.url,
-                     self.config.predictor.backend, self.config.predictor.url,
+                     self.config.predictor.backend,
+                     "on this host" if self.config.predictor.backend in LOCAL_BACKENDS
+                     else self.config.predictor.url,
                      self.config.detection.interval)
             client_task = asyncio.create_task(self.client.run(), name="moonraker")
             watch_task = asyncio.create_task(self._watch_loop(), name="watch")
@@ -394,6 +398,7 @@ class Daemon:
                      self.config.detection.resume_cooldown)
         elif event == "ended":
             log.info("print %s; statistics of this print reset", state)
+            self._spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
             self._spawn(self.save(force=True), "save")
             self._post_status(force=True)
         if state in ACTIVE_STATES and (not self.print_verified or
@@ -401,6 +406,7 @@ class Daemon:
             self._resolve_print()
         elif state not in ACTIVE_STATES and self.session.print_id is not None:
             self.session.end_print()  # ended while failwatch was away
+            self._spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
             self._spawn(self.save(force=True), "save")
         self._wake.set()
 
@@ -440,6 +446,7 @@ class Daemon:
             log.info("history: no job for %s; using %s as the print id", filename, job_id)
         if self.session.print_state not in ACTIVE_STATES:
             return
+        self._spawn(predictor_hook(self.predictor, "print_started"), "print-started")
         if self.session.begin_print(job_id):
             log.info("watching print %s (job %s)", filename or "?", job_id)
             self._post_status(force=True)
@@ -750,6 +757,8 @@ class Daemon:
             "last_snapshot": self.last_snapshot,
             "last_frame_at": self.last_frame_at,
             "updated_at": self.clock(),
+            **({"engine": facts()} if (facts := getattr(self.predictor, "engine_facts", None))
+               else {}),
         }
 
     def _post_status(self, force: bool = False) -> None:
@@ -877,7 +886,9 @@ class Daemon:
             what = (f"print {s.print_id} {s.print_state}: level {s.level}, "
                     f"{s.summary()}")
         camera = self.camera.source.url if self.camera and self.camera.source else "no camera"
-        return f"{head}, {what}; {sens}; camera {camera}"
+        engine = engine_summary(self.predictor)
+        return f"{head}, {what}; {sens}; camera {camera}" + (f"; engine {engine}" if engine
+                                                              else "")
 
     async def test_frame(self) -> str:
         """FAILWATCH_TEST: one snapshot, one prediction, shown to the user; no statistics."""

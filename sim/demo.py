@@ -1,10 +1,15 @@
 """``make demo``: failwatch watching a simulated printer through the real Moonraker.
 
-The printer (an emulated Klippy), the webcam and the failure predictor are
-simulated; Moonraker is the real one from PyPI and failwatch runs exactly
-as installed, as its own process with its own config. The predictor sees a
-clean print for a while, then "spaghetti"; failwatch warns, then pauses the
-print and turns the heaters off, and the console shows why.
+By default the frames are scored by PiNozCam's real failure detector, run on this
+host (``backend: pinozcam``, the pinozcam-runtime package from PyPI): the camera
+shows a drawn print, then a drawn tangle of filament, and the real model's answer
+pauses the print. Only the printer (an emulated Klippy) and the camera are
+simulated. ``--remote`` (``make demo-remote``) scores them with a simulated
+remote predictor instead (Obico's API), whose scores are scripted.
+
+Moonraker is the real one from PyPI and failwatch runs exactly as installed, as
+its own process with its own config; it warns, then pauses the print and turns
+the heaters off, and the console shows why.
 """
 
 from __future__ import annotations
@@ -24,10 +29,21 @@ from sim.harness import SimPrinter
 BANNER = """\
 ==============================================================================
  failwatch-moonraker demo
- SIMULATED: the printer (an emulated Klippy), the webcam and the predictor.
- REAL: Moonraker {moonraker} and the failwatch daemon, as installed on a printer.
+ SIMULATED: {simulated}.
+ REAL: Moonraker {moonraker} and the failwatch daemon, as installed on a printer{real}.
 ==============================================================================
 """
+REMOTE = {"simulated": "the printer (an emulated Klippy), the webcam and the predictor",
+          "real": ""}
+LOCAL = {"simulated": "the printer (an emulated Klippy) and the webcam, which shows "
+                      "drawn pictures",
+         "real": ",\n       and PiNozCam's failure detector (pinozcam-runtime from PyPI, "
+                 "AGPL-3.0,\n       PiNozCam's, not part of failwatch) scoring every frame "
+                 "on this host"}
+#: PiNozCam's own "Medium" rule as failwatch's buffer policy (see README), with the
+#: demo's fast frames: 2 alarming frames of the last 24 pause.
+LOCAL_DETECTION = {"policy": "buffer", "buffer_confidence": 1.0, "buffer_length": 24,
+                   "buffer_percent": 7, "buffer_warning_percent": 4, "safe_frames": 20}
 
 
 class Narrator:
@@ -56,7 +72,28 @@ async def watch_console(printer: SimPrinter, narrator: Narrator, stop: asyncio.E
         await asyncio.sleep(0.1)
 
 
-async def demo(clean_frames: int, interval: float, timeout: float) -> int:
+async def show_pictures(printer: SimPrinter, narrator: Narrator, clean_frames: int,
+                        stop: asyncio.Event) -> None:
+    """The camera: a drawn print, then (from frame ``clean_frames``) a drawn tangle."""
+    from sim.drawn import part_jpeg, spaghetti_jpeg
+
+    camera = printer.camera
+    camera.jpeg = part_jpeg()
+    start, seen = camera.requests, 0
+    while not stop.is_set():
+        frames = camera.requests - start
+        if frames > seen:
+            seen = frames
+            what = "drawn printed part" if frames <= clean_frames else "drawn SPAGHETTI"
+            narrator.say("camera", f"frame {frames}: {what}")
+            if frames == clean_frames:
+                camera.jpeg = spaghetti_jpeg()
+                narrator.say("camera", "the print has come loose: from now on the camera "
+                             "shows a drawn tangle of filament")
+        await asyncio.sleep(0.05)
+
+
+async def demo(clean_frames: int, interval: float, timeout: float, remote: bool) -> int:
     narrator = Narrator()
     workdir = Path(tempfile.mkdtemp(prefix="failwatch-demo-"))
 
@@ -67,10 +104,26 @@ async def demo(clean_frames: int, interval: float, timeout: float) -> int:
         return p
 
     async with SimPrinter() as printer:
-        print(BANNER.format(moonraker="0.11.0 (real, from PyPI)"), flush=True)
-        printer.predictor.score = score
-        cfg = config_for(printer, workdir / "failwatch.cfg",
-                         detection={"interval": interval, "safe_frames": 10},
+        print(BANNER.format(moonraker="0.11.0 (real, from PyPI)",
+                            **(REMOTE if remote else LOCAL)), flush=True)
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        if remote:
+            printer.predictor.score = score
+            predictor: dict[str, object] = {}
+            detection: dict[str, object] = {"interval": interval, "safe_frames": 10}
+        else:
+            from failwatch_moonraker.predictors.local.pinozcam import find_runtime
+
+            runtime = find_runtime()  # says how to install it when it is missing
+            narrator.say("demo", f"local model: {runtime.module} {runtime.version} "
+                         f"({runtime.model})")
+            predictor = {"backend": "pinozcam", "timeout": 60}
+            detection = {"interval": interval, **LOCAL_DETECTION}
+            tasks.append(asyncio.create_task(show_pictures(printer, narrator, clean_frames,
+                                                           stop)))
+        cfg = config_for(printer, workdir / "failwatch.cfg", predictor=predictor,
+                         detection=detection,
                          logging={"level": "INFO", "path": str(workdir / "failwatch.log")})
         seed_established_printer(workdir)
         narrator.say("demo", f"Moonraker at {printer.url}; config {cfg}")
@@ -78,9 +131,8 @@ async def demo(clean_frames: int, interval: float, timeout: float) -> int:
             sys.executable, "-m", "failwatch_moonraker", "--config", str(cfg),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         assert proc.stderr is not None
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(follow(proc.stderr, narrator)),
-                 asyncio.create_task(watch_console(printer, narrator, stop))]
+        tasks += [asyncio.create_task(follow(proc.stderr, narrator)),
+                  asyncio.create_task(watch_console(printer, narrator, stop))]
         try:
             await printer.moonraker_call("printer.gcode.script",
                                          {"script": "M104 S215\nM140 S60"})
@@ -117,12 +169,25 @@ async def demo(clean_frames: int, interval: float, timeout: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clean-frames", type=int, default=15,
-                        help="frames the predictor sees as clean before the failure")
+    parser.add_argument("--remote", action="store_true",
+                        help="score the frames with a simulated remote predictor (Obico's "
+                             "API) instead of PiNozCam's real model on this host")
+    parser.add_argument("--clean-frames", type=int, default=None,
+                        help="frames of a clean print before the failure (default: 15 "
+                             "remote, 30 local)")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between frames")
-    parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
-    return asyncio.run(demo(args.clean_frames, args.interval, args.timeout))
+    clean = args.clean_frames if args.clean_frames is not None else 15 if args.remote else 30
+    try:
+        return asyncio.run(demo(clean, args.interval, args.timeout, args.remote))
+    except Exception as exc:  # e.g. the local engine is not installed: say so, briefly
+        from failwatch_moonraker.predictors.local.engine import EngineMissing
+
+        if isinstance(exc, EngineMissing):
+            print(f"demo: {exc}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

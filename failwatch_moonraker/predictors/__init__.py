@@ -33,6 +33,8 @@ __all__ = [
     "Unavailable",
     "create_predictor",
     "default_printer_id",
+    "engine_summary",
+    "predictor_hook",
     "start_predictor",
 ]
 
@@ -71,6 +73,14 @@ def create_predictor(
             session, config.url, config.api_key,
             config.printer_id or default_printer_id(printer_name), config.timeout, **extra,
         )
+    if config.backend == "pinozcam":  # a model on this host, in an engine process
+        from failwatch_moonraker.predictors.local.pinozcam import PinozcamPredictor
+
+        return PinozcamPredictor(config)
+    if config.backend == "onnx":
+        from failwatch_moonraker.predictors.local.onnx_backend import OnnxPredictor
+
+        return OnnxPredictor.from_config(config)
     raise ValueError(f"unknown predictor backend {config.backend!r}")
 
 
@@ -80,6 +90,29 @@ def default_printer_id(printer_name: str = "") -> str:
 
     host = socket.gethostname() or "klipper"
     return f"failwatch-{host}-{printer_name}" if printer_name else f"failwatch-{host}"
+
+
+async def predictor_hook(predictor: Predictor | None, hook: str) -> None:
+    """Call an optional life-cycle hook (``print_started``, ``print_ended``) if it exists.
+
+    Local engines start with the first frame of a print and unload a while after
+    it ends; remote backends have no such hooks. A hook's fault is logged only.
+    """
+    method = getattr(predictor, hook, None)
+    if method is None:
+        return
+    try:
+        await method()
+    except Exception as exc:  # a hook must never take the daemon down
+        import logging
+
+        logging.getLogger("failwatch").warning("predictor: %s failed: %s", hook, exc)
+
+
+def engine_summary(predictor: Predictor | None) -> str:
+    """One line about a local engine (package, state, ms/frame, RSS), or ""."""
+    summary = getattr(predictor, "engine_summary", None)
+    return str(summary()) if summary is not None else ""
 
 
 async def start_predictor(predictor: Predictor) -> None:

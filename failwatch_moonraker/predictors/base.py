@@ -72,7 +72,11 @@ class Predictor(Protocol):
     - ``needs_context`` (bool): pass a :class:`PredictContext` as ``context``;
     - ``async start()``: bind what the backend serves (called when the daemon starts;
       a backend must also work if it fails, retrying from ``predict``);
-    - ``async health() -> str``: a cheap liveness probe for ``failwatch-moonraker check``.
+    - ``async health() -> str``: a cheap liveness probe for ``failwatch-moonraker check``;
+    - ``async print_started()`` / ``async print_ended()``: the print's life cycle (local
+      engines load with the first frame and unload a while after the print);
+    - ``engine_facts() -> dict`` / ``engine_summary() -> str``: a local engine's package,
+      version, runner, model, start-up time, last ms/frame, RSS (check, FAILWATCH_STATUS).
     """
 
     name: str

@@ -634,7 +634,8 @@ def test_bad_predictor_timeout() -> None:
 
 def test_bad_backend() -> None:
     assert errors_of("[predictor]\nbackend: octoprint\n") == [
-        f"{P}: [predictor] backend: must be one of: obico, obico_ml_api, printwatch; "
+        f"{P}: [predictor] backend: must be one of: obico, obico_ml_api, printwatch, pinozcam, "
+        "onnx; "
         "got 'octoprint'"
     ]
 
