@@ -226,6 +226,8 @@ class ActionsConfig:
     on_failure: tuple[str, ...]
     failure_gcode: str
     heaters_off_delay: float
+    # Klipper's idle timeout while a print failwatch paused waits for the user (0 = leave it).
+    paused_idle_timeout: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -860,6 +862,8 @@ def _build_actions(sec: Section, ctx: _Context) -> ActionsConfig:
     }
     failure_gcode = sec.get("failure_gcode", "", multiline=True).strip()
     heaters_off_delay = sec.getfloat("heaters_off_delay", 0.0, minval=0.0)
+    paused_idle_timeout = sec.getfloat("paused_idle_timeout", 3600.0, minval=0.0,
+                                       maxval=7 * 86400.0)
     for option, actions in lists.items():
         if "pause" in actions and "cancel" in actions:
             sec.error(option, "'pause' and 'cancel' cannot be used together")
@@ -876,6 +880,7 @@ def _build_actions(sec: Section, ctx: _Context) -> ActionsConfig:
         on_failure=lists["on_failure"],
         failure_gcode=failure_gcode,
         heaters_off_delay=heaters_off_delay,
+        paused_idle_timeout=paused_idle_timeout,
     )
 
 

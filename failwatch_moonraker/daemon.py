@@ -55,6 +55,7 @@ from failwatch_moonraker.predictors import (
     start_predictor,
 )
 from failwatch_moonraker.printer.actions import (
+    HEATER_ACTIONS,
     ActionRunner,
     describe,
     failure_dialog,
@@ -74,6 +75,7 @@ from failwatch_moonraker.printer.moonraker import (
     MoonrakerError,
     console_via_unix_socket,
 )
+from failwatch_moonraker.printer.paused import PausedPrint
 from failwatch_moonraker.secrets import register as register_secrets
 from failwatch_moonraker.secrets import secret_values
 from failwatch_moonraker.store import StateStore, state_problems
@@ -175,7 +177,13 @@ class Daemon:
             on_disconnect=self._on_disconnect,
             on_auth_failure=self._on_auth_failure,
         )
-        self.actions = ActionRunner(self.client, config.actions.failure_gcode)
+        self.actions = ActionRunner(self.client, config.actions.failure_gcode,
+                                    on_pause_queued=self._pause_queued,
+                                    wait_paused=self._wait_paused)
+        self.paused_print = PausedPrint.from_dict(self.actions, saved.get("pause"))
+        self._pause_busy = ""
+        self._heaters_off: asyncio.Task[Any] | None = None  # heaters_off_delay pending
+        self._paused_seen = asyncio.Event()  # print_stats says paused
         self.camera: Camera | None = None
         self.predictor: Predictor | None = None
         self.frames = 0
@@ -319,6 +327,7 @@ class Daemon:
             "webhooks": ["state", "state_message"],
             "heaters": ["available_heaters"],
             "display_status": ["progress"],  # for predictors that send the progress
+            "pause_resume": ["is_paused"],  # confirms a PAUSE that waited in line
         }
         if available is not None and TIMELAPSE_MACRO in available:
             objects[TIMELAPSE_MACRO] = ["is_paused"]
@@ -348,7 +357,8 @@ class Daemon:
         if method == "notify_status_update":
             if isinstance(params, list) and params and isinstance(params[0], dict):
                 merge_status(self.status, params[0])
-                if "print_stats" in params[0] or TIMELAPSE_MACRO in params[0]:
+                if "print_stats" in params[0] or TIMELAPSE_MACRO in params[0] or \
+                        "pause_resume" in params[0]:
                     self._apply_status()
         elif method == "notify_klippy_ready":
             self._spawn(self._subscribe_quietly(), "subscribe")
@@ -377,6 +387,15 @@ class Daemon:
         parked = bool(self.status.get(TIMELAPSE_MACRO, {}).get("is_paused", False))
         previous = self.session.print_state
         event = self.session.on_print_state(state, self.clock(), parked=parked)
+        if state == "paused" or self.status.get("pause_resume", {}).get("is_paused") is True:
+            self._paused_seen.set()
+        if (previous in ("paused", "unknown") and state == "printing") or \
+                state not in ACTIVE_STATES:
+            # resumed or ended, from any button: undo the dialog and the idle timeout
+            undo = self.paused_print.leave("resumed" if state == "printing" else state)
+            if undo is not None:
+                self._spawn(undo, "left-pause")
+                self._spawn(self.save(force=True), "save")
         if event == "resumed":
             log.info("print resumed by the user; no automatic pause for %g s",
                      self.config.detection.resume_cooldown)
@@ -434,6 +453,9 @@ class Daemon:
         if self.session.begin_print(job_id):
             log.info("watching print %s (job %s)", filename or "?", job_id)
             self._post_status(force=True)
+        elif self.session.ignored:
+            log.info("print %s (job %s) is ignored (FAILWATCH_IGNORE_PRINT): not watching it; "
+                     "the next print is watched again", filename or "?", job_id)
         else:
             log.info("watching print %s (job %s) again; its statistics carry on (frame %d)",
                      filename or "?", job_id, self.session.stats.prediction_num)
@@ -552,7 +574,9 @@ class Daemon:
         if outcome.changed:
             self._spawn(self._level_event(outcome), "level-event")
         if outcome.fire is not None:
-            await self._fire(outcome, prediction, jpeg)
+            # In the background: a PAUSE queued behind Klipper's M109 must not stop the
+            # frames (the session fires at most once per print, so nothing doubles).
+            self._spawn(self._fire(outcome, prediction, jpeg), "actions")
             await self.save(force=True)
         else:
             await self.save()
@@ -604,6 +628,31 @@ class Daemon:
             log.debug("no action: %s", outcome.note)
 
     async def _fire(self, outcome: FrameOutcome, prediction: Prediction, jpeg: bytes) -> None:
+        """In a task of its own. Not serialised with an earlier warning's actions: its
+        RESPOND may be waiting behind Klipper's G-code lock, and the PAUSE must get
+        in line as soon as possible (Klipper runs requests in the order they come)."""
+        try:
+            await self._fire_now(outcome, prediction, jpeg)
+        except MoonrakerError as exc:
+            log.error("actions: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never a silent end of a background task
+            log.exception("actions: unexpected error")
+
+    async def _pause_queued(self) -> None:
+        """The PAUSE waits in line behind Klipper's G-code lock: say so now in the log (the
+        console can only show it once Klipper's wait is over)."""
+        heaters = self.status.get("heaters", {}).get("available_heaters")
+        reason = await self.paused_print.why_busy(heaters)
+        log.warning("pause requested; %s, it pauses when the wait ends", reason)
+        self._pause_busy = reason
+
+    async def _wait_paused(self) -> None:
+        await self._paused_seen.wait()
+
+    async def _fire_now(self, outcome: FrameOutcome, prediction: Prediction,
+                        jpeg: bytes) -> None:
         """Act first (the pause must not wait for pictures), then tell the user."""
         cfg = self.config.actions
         heaters = self.status.get("heaters", {}).get("available_heaters")
@@ -618,10 +667,37 @@ class Daemon:
             tail = "; failwatch pauses the print if it gets worse" if would_pause else ""
             message = f"Possible print failure ({self.session.summary()}){tail}."
         log.warning("%s", message)
+        pausing = "pause" in now_actions
+        if pausing:
+            if self.session.print_state != "paused":
+                self._paused_seen.clear()
+            self._pause_busy = ""
+            await self.paused_print.remember(heaters, self.session.print_id)
         results = await self.actions.run([a for a in now_actions if a != "notify"], message,
                                          available_heaters=heaters)
         if later:
-            self._spawn(self._delayed_heaters(later, self.session.resume_count), "heaters-off")
+            self._heaters_off = self._spawn(self._delayed_heaters(later,
+                                                                  self.session.resume_count),
+                                            "heaters-off")
+        paused = any(r.action == "pause" and r.ok for r in results)
+        waited = max((r.waited for r in results if r.action == "pause"), default=0.0)
+        if paused and waited:
+            log.warning("paused after waiting %.0f s in line (%s)", waited,
+                        (self._pause_busy or "Klipper is busy").replace(" is ", " was "))
+            message += (f" The pause was requested while "
+                        f"{(self._pause_busy or 'Klipper is busy').replace(' is ', ' was ')} "
+                        f"and ran when the wait ended, {waited:.0f} s later.")
+        elif paused:
+            log.info("paused")
+        if paused:
+            try:
+                held = await self.paused_print.hold_position(cfg.paused_idle_timeout)
+            except MoonrakerError as exc:
+                log.error("idle timeout: could not raise it: %s", exc)
+                held = ""
+            if held:
+                message += f" {held[0].upper()}{held[1:]}."
+            await self.save(force=True)
         saved = await self._save_snapshot(jpeg, prediction, str(outcome.fire))
         link = f" Snapshot: {saved.link}" if saved else ""
         if "notify" in now_actions:
@@ -630,12 +706,13 @@ class Daemon:
             except MoonrakerError as exc:
                 log.error("action notify failed: %s", exc)
             self._notify_others(str(outcome.fire), message, prediction, jpeg, saved)
-        paused = any(r.action == "pause" and r.ok for r in results)
-        if paused:
+        if paused and self.session.print_state in ("paused", "printing"):
             reason = f"Failure score {prediction.p:.2f} ({self.session.summary()})."
+            self.paused_print.dialog_open = True  # before: the UI shows it as it arrives
             with contextlib.suppress(MoonrakerError):
-                await self.actions.gcode(failure_dialog(reason, saved.link if saved else "",
-                                                        self.macros_available))
+                await self.actions.gcode(failure_dialog(
+                    reason, saved.link if saved else "", self.macros_available,
+                    heaters_off=any(a in HEATER_ACTIONS for a in cfg.on_failure)))
         for result in results:
             if not result.ok:
                 with contextlib.suppress(MoonrakerError):
@@ -743,8 +820,9 @@ class Daemon:
         except MoonrakerError as exc:
             log.warning("command %s failed: %s", command.name, exc)
             return
-        with contextlib.suppress(MoonrakerError):
-            await self.actions.say(reply)
+        if reply:
+            with contextlib.suppress(MoonrakerError):
+                await self.actions.say(reply)
 
     async def _run_command(self, command: Command) -> str:
         if command.name == "status":
@@ -770,7 +848,30 @@ class Daemon:
             return f"sensitivity {command.value:g} (was {old:g}); kept across restarts"
         if command.name == "test":
             return await self.test_frame()
+        if command.name in ("resume", "resume_ignore"):
+            return await self._resume(ignore=command.name == "resume_ignore")
         raise CommandError(command.name)
+
+    async def _resume(self, *, ignore: bool) -> str:
+        """FAILWATCH_RESUME and the dialog's Resume buttons: reheat, wait, RESUME."""
+        heaters = self.status.get("heaters", {}).get("available_heaters")
+        plan = await self.paused_print.plan(heaters, self.session.print_id)
+        if plan is None:
+            return "the print is not paused: nothing to resume"
+        message = plan.message()
+        if self._heaters_off is not None and not self._heaters_off.done():
+            # it would queue behind the reheat and turn the heaters off once resumed
+            self._heaters_off.cancel()
+            log.info("heaters left on: resuming before heaters_off_delay")
+        if ignore and self.session.ignore_print():
+            await self._settings_changed()
+            message = f"not watching this print ({self.session.print_id}) any more, {message}"
+        try:
+            await self.paused_print.resume(plan, message)
+        except MoonrakerError as exc:
+            log.warning("resume failed: %s", exc)
+            return f"could not resume: {exc.message}"
+        return ""
 
     async def _settings_changed(self) -> None:
         await self.save(force=True)
@@ -829,7 +930,7 @@ class Daemon:
             return
         self._last_save = now
         data = {"session": self.session.to_dict(), "settings": self.settings.to_dict(),
-                "saved_at": self.clock()}
+                "pause": self.paused_print.to_dict(), "saved_at": self.clock()}
         async with self._save_lock:
             try:
                 await asyncio.to_thread(self.store.save, data)

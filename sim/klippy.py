@@ -7,6 +7,10 @@ of the subscriber's ``response_template``.  The printer model is deliberately sm
 failure-watching client relies on goes through the same objects and the same pushes
 as with Klipper, so the daemon under test cannot tell the difference.
 
+Like Klipper, M109/M190/TEMPERATURE_WAIT hold the G-code lock until the heater gets
+there (printing the temperatures every second), so a PAUSE or RESPOND sent meanwhile
+waits in line; ``max_heat_rate`` makes a heater slow enough for a test to see it.
+
 Everything runs on the caller's asyncio loop; there are no threads.
 """
 
@@ -19,6 +23,7 @@ import copy
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -69,12 +74,14 @@ ALLOWED_NOT_READY = frozenset(
 RAW_ARG_COMMANDS = frozenset({"M117", "M118", "ECHO"})
 # Motion / housekeeping commands accepted silently so realistic scripts run.
 NOOP_COMMANDS = frozenset(
-    {"G0", "G1", "G4", "G90", "G91", "G92", "M82", "M83", "M106", "M107", "M110",
+    {"G0", "G1", "G4", "G90", "G91", "G92", "M82", "M83", "M110",
      "M220", "M221", "M400", "SAVE_GCODE_STATE", "RESTORE_GCODE_STATE"}
 )
 RESPOND_PREFIXES = {"echo": "echo:", "echo_no_space": "echo:", "command": "//", "error": "!!"}
 HEATERS = {"extruder": 300.0, "heater_bed": 130.0}  # name -> max_temp
-TEMP_TOLERANCE = 1.0  # M109/M190 are done once within this many degrees
+TEMP_TOLERANCE = 1.0  # M109/M190 are done once within this many degrees (PID_SETTLE_DELTA)
+GCODE_IDS = {"extruder": "T0", "heater_bed": "B"}  # Klipper's M105 names
+WAIT_REPORT_EVERY = 1.0  # M109/M190/TEMPERATURE_WAIT print the temperatures every second
 
 _TRADITIONAL_RE = re.compile(r"[A-Z]\d+(?:\.\d+)?")
 _ARG_END_RE = re.compile(r"[#*;]")
@@ -247,6 +254,9 @@ class EmulatedKlippy:
         self.filament_total = 5000.0  # mm extruded by a whole print
         self.heat_fraction = 0.4  # share of the gap to the target closed per tick
         self.cool_fraction = 0.15
+        # A heater's power limits how fast it heats (degrees per second); None = no limit.
+        # A small value makes M109/M190 hold the G-code lock for a while, as on a printer.
+        self.max_heat_rate: float | None = None
         self.restart_down_time = 0.3  # how long a G-code RESTART keeps the socket away
         self.startup_delay = 0.2
 
@@ -412,6 +422,11 @@ class EmulatedKlippy:
 
     # ------------------------------------------------------------------ model
 
+    @property
+    def idle_timeout(self) -> float:
+        """The idle timeout in force (``[idle_timeout] timeout`` or SET_IDLE_TIMEOUT's)."""
+        return self._idle_timeout
+
     def _reset_model(self, *, keep_temperatures: bool) -> None:
         """(Re)create the printer objects as a freshly started Klipper reports them."""
         temps = {
@@ -423,6 +438,7 @@ class EmulatedKlippy:
         self._sd_paused = False
         self._ready_since = time.monotonic()
         self._idle_gcode_running = False
+        self._idle_timeout = 600.0  # a restart reloads [idle_timeout] timeout
         self.status = {
             "webhooks": {"state": self.state, "state_message": self.state_message},
             "configfile": self._configfile_status(),
@@ -444,6 +460,7 @@ class EmulatedKlippy:
                 "can_extrude": False, "pressure_advance": 0.0, "smooth_time": 0.04,
             },
             "heater_bed": {"temperature": temps["heater_bed"], "target": 0.0, "power": 0.0},
+            "fan": {"speed": 0.0, "rpm": None},  # [fan]: the part-cooling fan (M106/M107)
             "toolhead": {
                 "homed_axes": "", "position": [0.0, 0.0, 0.0, 0.0], "extruder": "extruder",
                 "print_time": 0.0, "estimated_print_time": 0.0, "max_velocity": 300.0,
@@ -472,6 +489,7 @@ class EmulatedKlippy:
             "idle_timeout": {"timeout": "600"},
             "extruder": {"min_temp": "0", "max_temp": "300", "min_extrude_temp": "170"},
             "heater_bed": {"min_temp": "0", "max_temp": "130"},
+            "fan": {"pin": "PA8"},
         }
         for name, variables in self._macro_vars.items():
             section = {"gcode": ""}
@@ -484,6 +502,7 @@ class EmulatedKlippy:
             "idle_timeout": {"timeout": 600.0, "gcode": "\nTURN_OFF_HEATERS\nM84\n"},
             "extruder": {"min_temp": 0.0, "max_temp": 300.0, "min_extrude_temp": 170.0},
             "heater_bed": {"min_temp": 0.0, "max_temp": 130.0},
+            "fan": {"pin": "PA8", "max_power": 1.0, "kick_start_time": 0.1},
         }
         return {
             "config": config, "settings": settings, "warnings": [],
@@ -538,9 +557,10 @@ class EmulatedKlippy:
             if abs(gap) < 0.2:
                 temp = goal
             else:
-                temp = heater["temperature"] + gap * (
-                    self.heat_fraction if gap > 0 else self.cool_fraction
-                )
+                step = gap * (self.heat_fraction if gap > 0 else self.cool_fraction)
+                if gap > 0 and self.max_heat_rate is not None:
+                    step = min(step, self.max_heat_rate * dt)
+                temp = heater["temperature"] + step
             heater["temperature"] = round(temp, 2)
             heater["power"] = 0.0 if target <= 0 else round(max(0.0, min(1.0, gap / 20.0)), 3)
         ext = self.status["extruder"]
@@ -1040,6 +1060,9 @@ class EmulatedKlippy:
             "M190": lambda c: self._cmd_set_temp(c, "heater_bed", wait=True),
             "SET_HEATER_TEMPERATURE": self._cmd_set_heater_temperature,
             "TURN_OFF_HEATERS": self._cmd_turn_off_heaters,
+            "TEMPERATURE_WAIT": self._cmd_temperature_wait,
+            "M106": self._cmd_m106,
+            "M107": self._cmd_m107,
             "SET_IDLE_TIMEOUT": self._cmd_set_idle_timeout,
             "RESPOND": self._cmd_respond,
             "M117": self._cmd_m117,
@@ -1068,6 +1091,7 @@ class EmulatedKlippy:
             "CLEAR_PAUSE": "Clears the current paused state without resuming the print",
             "SET_HEATER_TEMPERATURE": "Sets a heater temperature",
             "TURN_OFF_HEATERS": "Turn off all heaters",
+            "TEMPERATURE_WAIT": "Wait for a temperature on a sensor",
             "SET_IDLE_TIMEOUT": "Set the idle timeout in seconds",
             "RESPOND": "Echo the message prepended with a prefix",
             "SET_GCODE_VARIABLE": "Set the value of a G-Code macro variable",
@@ -1192,15 +1216,62 @@ class EmulatedKlippy:
         self.status[heater]["target"] = float(target)
         self._notify()
 
-    async def _wait_temperature(self, heater: str) -> None:
-        """Block like M109/M190: until within tolerance, the printer leaves ready, or cancelled."""
-        while True:
-            data = self.status[heater]
-            if data["target"] <= 0 or abs(data["temperature"] - data["target"]) <= TEMP_TOLERANCE:
-                return
+    def _temperature_report(self) -> str:
+        """Klipper's ``B:60.0 /60.0 T0:200.0 /215.0`` (sorted by G-code id)."""
+        parts = sorted((GCODE_IDS[name], self.status[name]) for name in HEATERS)
+        return " ".join(f"{gid}:{h['temperature']:.1f} /{h['target']:.1f}" for gid, h in parts)
+
+    async def _wait_until_temperature(self, done: Callable[[], bool]) -> None:
+        """Block as M109/M190/TEMPERATURE_WAIT do, holding the G-code lock (the caller has
+        it), printing the temperatures every second, until ``done`` or a shutdown."""
+        loop = asyncio.get_running_loop()
+        next_report = loop.time()
+        while not done():
             if self.state != "ready":
                 raise KlippyError(self.state_message)
-            await self._changed.wait()
+            now = loop.time()
+            if now >= next_report:
+                self.respond(self._temperature_report())
+                next_report = now + WAIT_REPORT_EVERY
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(0.01, next_report - now))
+
+    async def _wait_temperature(self, heater: str) -> None:
+        """M109/M190: until within Klipper's settle tolerance of the target."""
+        def done() -> bool:
+            data = self.status[heater]
+            return data["target"] <= 0 or \
+                abs(data["temperature"] - data["target"]) <= TEMP_TOLERANCE
+
+        await self._wait_until_temperature(done)
+
+    async def _cmd_temperature_wait(self, cmd: GCodeCommand) -> None:
+        """TEMPERATURE_WAIT SENSOR=<config name> [MINIMUM=] [MAXIMUM=] (extras/heaters.py)."""
+        sensor = cmd.get("SENSOR")
+        if sensor not in self.status["heaters"]["available_sensors"]:
+            raise KlippyError(f"Unknown sensor '{sensor}'")
+        low = cmd.get_float("MINIMUM", -math.inf)
+        high = cmd.get_float("MAXIMUM", math.inf)
+        if "MAXIMUM" in cmd.params and high <= low:
+            raise KlippyError(f"Error on '{cmd.line}': MAXIMUM must be above {low}")
+        if low == -math.inf and high == math.inf:
+            raise KlippyError("Error on 'TEMPERATURE_WAIT': missing MINIMUM or MAXIMUM.")
+
+        def done() -> bool:
+            return bool(low <= self.status[sensor]["temperature"] <= high)
+
+        await self._wait_until_temperature(done)
+
+    def _cmd_m106(self, cmd: GCodeCommand) -> None:
+        """M106 S<0..255>: the part-cooling fan's speed, a fraction in ``fan.speed``."""
+        value = cmd.get_float("S", 255.0, minval=0.0) / 255.0
+        max_power = 1.0
+        self.status["fan"]["speed"] = round(max(0.0, min(max_power, value * max_power)), 4)
+        self._notify()
+
+    def _cmd_m107(self, cmd: GCodeCommand) -> None:
+        self.status["fan"]["speed"] = 0.0
+        self._notify()
 
     async def _cmd_set_temp(self, cmd: GCodeCommand, heater: str, *, wait: bool) -> None:
         self._set_target(heater, cmd.get_float("S", 0.0))
@@ -1219,7 +1290,9 @@ class EmulatedKlippy:
         self._notify()
 
     def _cmd_set_idle_timeout(self, cmd: GCodeCommand) -> None:
-        timeout = cmd.get_float("TIMEOUT", self._idle_timeout, minval=0.0)
+        timeout = cmd.get_float("TIMEOUT", self._idle_timeout)
+        if timeout <= 0:  # Klipper: get_float('TIMEOUT', ..., above=0.)
+            raise KlippyError(f"Error on '{cmd.line}': TIMEOUT must be above 0.0")
         self._idle_timeout = timeout
         self._respond_info(f"idle_timeout: Timeout set to {timeout:.2f} s")
         if self.status["idle_timeout"]["state"] == "Ready":
@@ -1276,10 +1349,7 @@ class EmulatedKlippy:
         self._respond_info("\n".join(lines))
 
     def _cmd_m105(self, cmd: GCodeCommand) -> None:
-        ext, bed = self.status["extruder"], self.status["heater_bed"]
-        self.respond(
-            f"ok T0:{ext['temperature']:.1f} /{ext['target']:.1f} "
-            f"B:{bed['temperature']:.1f} /{bed['target']:.1f}")
+        self.respond(f"ok {self._temperature_report()}")
 
     def _cmd_g28(self, cmd: GCodeCommand) -> None:
         self.status["toolhead"]["homed_axes"] = "xyz"

@@ -14,7 +14,8 @@ from typing import Any
 
 REMOTE_METHOD = "failwatch_command"
 STATE_MACRO = "_FAILWATCH_STATE"
-COMMANDS = ("status", "enable", "disable", "ignore_print", "sensitivity", "test")
+COMMANDS = ("status", "enable", "disable", "ignore_print", "sensitivity", "test", "resume",
+            "resume_ignore")
 SENSITIVITY_RANGE = (0.1, 5.0)
 #: What a refusal quotes of the user's text at most: a pasted page must not flood
 #: the console and the log.

@@ -337,3 +337,48 @@ async def test_restart_and_shutdown(klippy: EmulatedKlippy, client: RawKlippyCli
         assert (await again.call("info"))["state"] == "ready"
     finally:
         await again.close()
+
+
+async def test_heating_waits_hold_the_gcode_lock(klippy: EmulatedKlippy,
+                                                 client: RawKlippyClient) -> None:
+    """As in Klipper, M109 holds the G-code lock: a PAUSE or RESPOND waits in line."""
+    klippy.max_heat_rate = 0.0  # a heater that is not getting anywhere yet
+    klippy.start_print("cube.gcode")
+    klippy.print_time = 3600.0
+    heating = asyncio.create_task(client.call("gcode/script", {"script": "M109 S215"}))
+    await klippy.wait_for_gcode(r"^M109 S215$", timeout=3)
+    pause = asyncio.create_task(client.call("pause_resume/pause"))
+    respond = asyncio.create_task(client.call("gcode/script", {"script": 'RESPOND MSG="hi"'}))
+    await asyncio.sleep(1.5)
+    assert not pause.done() and not respond.done()
+    assert klippy.status["print_stats"]["state"] == "printing"
+    reports = [c for c in klippy.console if c.startswith("B:")]
+    assert reports and reports[-1].startswith("B:25.0 /0.0 T0:25.0 /215.0")
+    klippy.max_heat_rate = None  # the heater catches up
+    await asyncio.wait_for(heating, 10)
+    await asyncio.wait_for(pause, 5)
+    await asyncio.wait_for(respond, 5)
+    assert klippy.status["print_stats"]["state"] == "paused"
+    assert klippy.gcode_lines[-2:] == ["PAUSE", 'RESPOND MSG="hi"']  # in the order sent
+
+
+async def test_temperature_wait_fan_and_idle_timeout_errors(klippy: EmulatedKlippy,
+                                                            client: RawKlippyClient) -> None:
+    klippy.heat_fraction = 0.8
+    await client.call("gcode/script", {"script": "M140 S60\nTEMPERATURE_WAIT SENSOR=heater_bed "
+                                                  "MINIMUM=59 MAXIMUM=61"})
+    assert 59 <= klippy.status["heater_bed"]["temperature"] <= 61
+    with pytest.raises(KlippyError, match="^Unknown sensor 'chamber'$"):
+        await client.call("gcode/script", {"script": "TEMPERATURE_WAIT SENSOR=chamber MINIMUM=1"})
+    with pytest.raises(KlippyError, match="missing MINIMUM or MAXIMUM"):
+        await client.call("gcode/script", {"script": "TEMPERATURE_WAIT SENSOR=extruder"})
+    await client.call("gcode/script", {"script": "M106 S128"})
+    assert klippy.status["fan"]["speed"] == pytest.approx(0.502, abs=0.001)
+    await client.call("gcode/script", {"script": "M107"})
+    assert klippy.status["fan"]["speed"] == 0.0
+    with pytest.raises(KlippyError, match="TIMEOUT must be above 0.0"):
+        await client.call("gcode/script", {"script": "SET_IDLE_TIMEOUT TIMEOUT=0"})
+    await client.call("gcode/script", {"script": "SET_IDLE_TIMEOUT TIMEOUT=3600"})
+    assert klippy.idle_timeout == 3600.0
+    q = await client.call("objects/query", {"objects": {"configfile": ["settings"]}})
+    assert q["status"]["configfile"]["settings"]["idle_timeout"]["timeout"] == 600.0

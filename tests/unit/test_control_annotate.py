@@ -55,6 +55,12 @@ def test_dialog_without_the_macros_falls_back_to_klippers_commands() -> None:
     assert 'MSG="action:prompt_footer_button Resume|RESUME|primary"' in script
     assert "_FAILWATCH" not in script and "ignore" not in script
     assert script.splitlines()[-1] == 'RESPOND TYPE=command MSG="action:prompt_show"'
+    assert "does not reheat" not in script
+    # that RESUME does not reheat: the dialog says so when failwatch turns heaters off
+    script = failure_dialog("score 1.2", "", with_macros=False, heaters_off=True)
+    assert ('MSG="action:prompt_text failwatch turns heaters off and this Resume does not '
+            'reheat: heat up first (M109, M190) or include failwatch_macros.cfg"') in script
+    assert "does not reheat" not in failure_dialog("x", "", with_macros=True, heaters_off=True)
 
 
 def _jpeg(colour: tuple[int, int, int] = (40, 40, 40)) -> bytes:
