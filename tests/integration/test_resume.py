@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 
-from failwatch_moonraker.config import load_config
 from failwatch_moonraker.daemon import Daemon
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
 from sim.klippy import GCodeCommand
 from sim.macros import install_macros
-from sim.waits import wait_until
+from sim.waits import running_daemon, wait_until
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
@@ -37,15 +36,9 @@ def fails_after(quiet_frames: int) -> Callable[[int, str], float]:
 
 @contextlib.asynccontextmanager
 async def daemon_for(printer: SimPrinter, cfg: Path) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.client.ready.wait(), 15)
+    async with running_daemon(cfg) as daemon:
         await wait_until(lambda: printer.klippy.status[STATE]["online"] is True, 5, "online")
         yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 10)
 
 
 @contextlib.asynccontextmanager
