@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import Final, TypeVar, overload
 from urllib.parse import urlsplit, urlunsplit
 
+from failwatch_moonraker.camera.mask import Rect, parse_mask
+
 __all__ = [
     "ACTIONS",
     "DEFAULT_CONFIG_PATH",
@@ -169,6 +171,8 @@ class CameraConfig:
     flip_horizontal: bool | None  # None: the Moonraker webcam's setting, else no flip
     flip_vertical: bool | None
     rotation: int | None  # clockwise degrees: 0, 90, 180, 270; None as for flips
+    max_pixels: int = 40_000_000  # larger pictures are refused before decoding
+    mask: tuple[Rect, ...] = ()  # painted out, in the oriented view (camera/mask.py)
 
 
 @dataclass(frozen=True)
@@ -696,6 +700,8 @@ def _build_moonraker(sec: Section, ctx: _Context) -> MoonrakerConfig:
 
 
 _ROTATIONS: Final[Mapping[str, int]] = {"0": 0, "90": 90, "180": 180, "270": 270}
+# [camera] max_pixels' bound: Pillow refuses more than about 179 MP whatever failwatch says.
+MAX_MEGAPIXELS: Final = 150.0
 
 
 def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
@@ -706,6 +712,13 @@ def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
     flip_horizontal = sec.getboolean("flip_horizontal", None)
     flip_vertical = sec.getboolean("flip_vertical", None)
     rotation = sec.getchoice("rotation", _ROTATIONS, None)
+    max_pixels = sec.getfloat("max_pixels", 40.0, minval=0.1, maxval=MAX_MEGAPIXELS)
+    mask: tuple[Rect, ...] = ()
+    mask_text = sec.get("mask", "", multiline=True)
+    try:
+        mask = parse_mask(mask_text)
+    except ValueError as exc:
+        sec.error("mask", str(exc))
     return CameraConfig(
         snapshot_url=snapshot_url,
         webcam=webcam,
@@ -714,7 +727,35 @@ def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
         flip_horizontal=flip_horizontal,
         flip_vertical=flip_vertical,
         rotation=rotation,
+        max_pixels=round(max_pixels * 1_000_000),
+        mask=mask,
     )
+
+
+def _mask_source_problem(config: Config, mask_option: str) -> str | None:
+    """A mask needs failwatch to hand the predictor the frame: the ML server fetching
+    the camera itself (``image_source: camera``) would see the unmasked picture."""
+    predictor = config.predictor
+    if (config.camera.mask and predictor.backend == "obico_ml_api"
+            and predictor.image_source == "camera"):
+        return (f"'camera' cannot be used with {mask_option}: the ML server would fetch the "
+                "camera's own snapshots, which failwatch cannot mask; set image_source: serve "
+                "(failwatch then serves each masked frame) or remove the mask")
+    return None
+
+
+def _check_mask_sources(config: Config, farm: Sequence[str], problems: _Problems) -> None:
+    if not farm:
+        problem = _mask_source_problem(config, "[camera] mask")
+        if problem:
+            problems.option("predictor", "image_source", problem)
+        return
+    sections = {name.split(None, 1)[-1].strip(): name for name in farm}
+    for printer in config.printers:
+        problem = _mask_source_problem(printer, "camera_mask")
+        if problem:
+            problems.option(sections.get(printer.name, f"printer {printer.name}"),
+                            "predictor_image_source", problem)
 
 
 def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
@@ -1104,6 +1145,7 @@ def _build(
     _check_unknown({k: v for k, v in data.items() if k not in farm}, sections, problems)
     if farm:
         config = printers.build_printers(data, farm, config, path, problems)
+    _check_mask_sources(config, farm, problems)
     return config, sections
 
 

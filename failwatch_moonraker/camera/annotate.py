@@ -1,5 +1,8 @@
 """Annotated snapshots: the frame that warned or paused, with the boxes drawn.
 
+The masked areas are hatched (see :mod:`.mask`) so the user sees what failwatch
+ignores, and a picture above the pixel limit is refused before it is decoded.
+
 Saved where Moonraker serves files (under ``printer_data/logs`` by default) so
 the console line can link it and Mainsail/Fluidd can open it. Retention keeps
 the folder bounded by count and by size, oldest first. Pillow is imported only
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from failwatch_moonraker.camera.mask import Rect, hatch
+from failwatch_moonraker.camera.pixels import DEFAULT_MAX_PIXELS, open_checked
 from failwatch_moonraker.predictors.base import Detection
 
 log = logging.getLogger(__name__)
@@ -35,12 +40,15 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def draw(jpeg: bytes, detections: Sequence[Detection], caption: str,
-         threshold: float = VISUALIZATION_THRESHOLD) -> bytes:
-    """The frame with a green box per detection above ``threshold`` and a caption."""
-    from PIL import Image, ImageDraw
+         threshold: float = VISUALIZATION_THRESHOLD, *, mask: Sequence[Rect] = (),
+         max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """The frame with the mask hatched, a green box per detection above ``threshold``
+    and a caption; TooManyPixels (a ValueError) above ``max_pixels``, undecoded."""
+    from PIL import ImageDraw
 
-    with Image.open(io.BytesIO(jpeg)) as img:
+    with open_checked(jpeg, max_pixels, "the snapshot to annotate") as img:
         out = img.convert("RGB")
+    hatch(out, mask)
     pen = ImageDraw.Draw(out)
     for conf, (xc, yc, w, h) in detections[:MAX_BOXES]:
         box = drawable_box(conf, xc, yc, w, h, out.size)
@@ -92,11 +100,13 @@ class SavedSnapshot:
 
 
 class SnapshotStore:
-    def __init__(self, folder: str, max_count: int, max_size: int, public_url: str = "") -> None:
+    def __init__(self, folder: str, max_count: int, max_size: int, public_url: str = "", *,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.folder = Path(folder).expanduser()
         self.max_count = max_count
         self.max_size = max_size
         self.public_url = public_url.rstrip("/")
+        self.max_pixels = max_pixels
         self._failed = False
         self.remove_temporary()
 
@@ -128,10 +138,11 @@ class SnapshotStore:
         return str(path)
 
     def save(self, jpeg: bytes, detections: Sequence[Detection], caption: str,
-             name: str) -> SavedSnapshot | None:
-        """Draw, write and prune; blocking, so run it in a thread. None when it failed."""
+             name: str, *, mask: Sequence[Rect] = ()) -> SavedSnapshot | None:
+        """Draw (the mask hatched), write and prune; blocking, so run it in a thread.
+        None when it failed (a picture over the pixel limit too, logged)."""
         try:
-            data = draw(jpeg, detections, caption)
+            data = draw(jpeg, detections, caption, mask=mask, max_pixels=self.max_pixels)
             self.folder.mkdir(parents=True, exist_ok=True)
             now = time.time()
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{now % 1:.3f}"[1:]

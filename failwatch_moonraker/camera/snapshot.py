@@ -1,8 +1,11 @@
-"""Webcam snapshots: find the camera, fetch one JPEG, orient it if asked.
+"""Webcam snapshots: find the camera, fetch one JPEG, orient and mask it if asked.
 
-The bytes pass through untouched unless a flip or rotation is set; Pillow
-is imported only then, and the re-encode runs in a worker thread so the
-event loop never waits on it.
+Every snapshot's pixel size is read from its header and refused above
+``[camera] max_pixels`` before anything decodes it (a decompression bomb costs
+nearly a GiB). The bytes then pass through untouched unless a flip, a rotation
+or a mask is set; Pillow is imported only then, orientation and mask share one
+decode and one encode, and that runs in a worker thread so the event loop never
+waits on it.
 """
 
 from __future__ import annotations
@@ -10,11 +13,21 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+
+from failwatch_moonraker.camera.mask import Rect, paint
+from failwatch_moonraker.camera.pixels import (
+    DEFAULT_MAX_PIXELS,
+    TooManyPixels,
+    check_jpeg,
+    jpeg_size,
+    open_checked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +137,27 @@ def source_from_webcam(
     )
 
 
-def transform_jpeg(data: bytes, source: CameraSource, quality: int = 90) -> bytes:
-    """Flip, then rotate clockwise, as the camera's settings in Mainsail say."""
+@dataclass(frozen=True)
+class Frame:
+    """A snapshot as the predictors get it: oriented, masked, and its pixel size
+    (from the JPEG header; None if unreadable) for mapping detections to the mask."""
+
+    jpeg: bytes
+    size: tuple[int, int] | None
+
+
+def transform_jpeg(data: bytes, source: CameraSource, quality: int = 90, *,
+                   mask: Sequence[Rect] = (), max_pixels: int = DEFAULT_MAX_PIXELS,
+                   what: str = "the snapshot") -> bytes:
+    """Flip, then rotate clockwise, as the camera's settings in Mainsail say, then
+    paint the mask out (it is given in that oriented view): one decode, one encode.
+
+    Raises :class:`~failwatch_moonraker.camera.pixels.TooManyPixels` before
+    decoding a picture above ``max_pixels``.
+    """
     from PIL import Image  # only configurations that need it pay for it
 
-    with Image.open(io.BytesIO(data)) as img:
+    with open_checked(data, max_pixels, what) as img:
         out = img.convert("RGB") if img.mode not in ("RGB", "L") else img.copy()
     if source.flip_horizontal:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -141,19 +170,31 @@ def transform_jpeg(data: bytes, source: CameraSource, quality: int = 90) -> byte
         out = out.transpose(Image.Transpose.ROTATE_180)
     elif rotation == 270:
         out = out.transpose(Image.Transpose.ROTATE_90)
+    paint(out, mask)
     buf = io.BytesIO()
     out.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
 class Camera:
-    def __init__(self, session: aiohttp.ClientSession, timeout: float, max_size: int) -> None:
+    """One camera's snapshots, refused above ``max_pixels``, oriented as ``source`` says
+    and with ``mask`` (rectangles in that oriented view) painted out."""
+
+    def __init__(self, session: aiohttp.ClientSession, timeout: float, max_size: int, *,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, mask: Sequence[Rect] = ()) -> None:
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.max_size = max_size
+        self.max_pixels = max_pixels
+        self.mask: tuple[Rect, ...] = tuple(mask)
         self.source: CameraSource | None = None
 
     async def snapshot(self) -> bytes:
+        """The JPEG of :meth:`frame`."""
+        return (await self.frame()).jpeg
+
+    async def frame(self) -> Frame:
+        """One snapshot, checked, oriented and masked; CameraError says what to check."""
         source = self.source
         if source is None:
             raise CameraError(
@@ -161,12 +202,18 @@ class Camera:
                 "Mainsail/Fluidd (Moonraker's webcam list is empty)"
             )
         data = await self.fetch(source.url)
-        if source.needs_transform:
-            try:
-                data = await asyncio.to_thread(transform_jpeg, data, source)
-            except Exception as exc:  # Pillow raises many kinds on damaged data
-                raise CameraError(f"cannot decode the snapshot from {source.url}: {exc}") from None
-        return data
+        try:
+            size = check_jpeg(data, self.max_pixels, f"snapshot from {source.url}")
+            if not source.needs_transform and not self.mask:
+                return Frame(data, size)
+            data = await asyncio.to_thread(transform_jpeg, data, source, mask=self.mask,
+                                           max_pixels=self.max_pixels,
+                                           what=f"snapshot from {source.url}")
+        except TooManyPixels as exc:
+            raise CameraError(f"{exc}; lower the camera's resolution in crowsnest") from None
+        except Exception as exc:  # Pillow raises many kinds on damaged data
+            raise CameraError(f"cannot decode the snapshot from {source.url}: {exc}") from None
+        return Frame(data, jpeg_size(data))
 
     async def fetch(self, url: str) -> bytes:
         """GET one JPEG with a timeout and a size cap."""
