@@ -30,6 +30,7 @@ Pure geometry except :func:`paint` and :func:`hatch`, which take a Pillow image
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,9 +141,9 @@ def covers_everything(mask: Sequence[Rect]) -> bool:
     """
     xs = sorted({0.0, 1.0, *(r.x1 for r in mask), *(r.x2 for r in mask)})
     ys = sorted({0.0, 1.0, *(r.y1 for r in mask), *(r.y2 for r in mask)})
-    for xa, xb in zip(xs, xs[1:]):
+    for xa, xb in itertools.pairwise(xs):
         mx = (xa + xb) / 2
-        for ya, yb in zip(ys, ys[1:]):
+        for ya, yb in itertools.pairwise(ys):
             my = (ya + yb) / 2
             if not any(r.x1 <= mx <= r.x2 and r.y1 <= my <= r.y2 for r in mask):
                 return False
