@@ -213,11 +213,12 @@ enabled: false
 CONFIG_VALUES = ["", "0", "-0", "+5", "1" * 5000, "-" + "9" * 5000, "0" * 5000 + "1", "nan",
                  "inf", "-inf", "1e99999", "1e-99999", "0x10", "1_000", "true", "yes", "\x00",
                  "%(x)s", "%", "${x}", "é" * 100, "x" * 10_000, "a, b, c", "[detection]",
-                 "http://user:pass@host/", "ws://", "pause, pause", "1.5.6", " ", "\t1"]
+                 "http://user:pass@host/", "ws://", "pause, pause", "1.5.6", " ", "\t1",
+                 "0,0,1,1", "0,0,0.5,1;0.5,0,1,1", "0,0,1e999,1", "1,1,0,0;;", "0,0,.1,.1;" * 40]
 CONFIG_OPTIONS = ["interval", "long_window", "sensitivity", "ewm_span", "short_window",
                   "safe_frames", "timeout", "url", "on_failure", "enabled", "max_size",
                   "backend", "policy", "buffer_length", "threshold_low", "image_port",
-                  "unknown_option", "max_prints", "path", "level"]
+                  "unknown_option", "max_prints", "path", "level", "mask", "max_pixels"]
 
 
 def test_config_loader_raises_only_config_errors() -> None:

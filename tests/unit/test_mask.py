@@ -249,3 +249,12 @@ def test_annotated_snapshot_hatches_the_mask_not_solid() -> None:
     assert _share_near(area, HATCH_COLOUR, 60) > 0.08  # diagonal lines...
     assert _share_near(area, (90, 90, 90), 30) > 0.5  # ...with the picture between them
     assert _share_near(out.crop((10, 40, 110, 58)), (90, 90, 90), 30) == 1.0
+
+
+def test_a_greyscale_camera_is_masked_too() -> None:
+    buf = io.BytesIO()
+    Image.new("L", (100, 50), 200).save(buf, format="JPEG", quality=95)
+    out = Image.open(io.BytesIO(transform_jpeg(buf.getvalue(), CameraSource("x"),
+                                               mask=(Rect(0.5, 0.0, 1.0, 1.0),))))
+    pixels = np.asarray(out.convert("L"), dtype=int)
+    assert pixels[:, 52:].max() < 20 and pixels[:, :48].min() > 180
