@@ -173,6 +173,7 @@ class CameraConfig:
     rotation: int | None  # clockwise degrees: 0, 90, 180, 270; None as for flips
     max_pixels: int = 40_000_000  # larger pictures are refused before decoding
     mask: tuple[Rect, ...] = ()  # painted out, in the oriented view (camera/mask.py)
+    name: str = ""  # "" for the single [camera]; else [camera NAME] or a webcams entry
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,8 @@ class Config:
     # config the [printer NAME] sections (empty: one printer, as without farm mode).
     name: str = ""
     printers: tuple[Config, ...] = ()
+    # [camera NAME] sections or [camera] webcams (empty: the single [camera]).
+    cameras: tuple[CameraConfig, ...] = ()
 
     def secrets(self) -> tuple[str, ...]:
         """The non-empty secret values, for log redaction.
@@ -732,27 +735,35 @@ def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
     )
 
 
-def _mask_source_problem(config: Config, mask_option: str) -> str | None:
+def _mask_source_problem(config: Config, farm: bool) -> str | None:
     """A mask needs failwatch to hand the predictor the frame: the ML server fetching
     the camera itself (``image_source: camera``) would see the unmasked picture."""
     predictor = config.predictor
-    if (config.camera.mask and predictor.backend == "obico_ml_api"
-            and predictor.image_source == "camera"):
-        return (f"'camera' cannot be used with {mask_option}: the ML server would fetch the "
-                "camera's own snapshots, which failwatch cannot mask; set image_source: serve "
-                "(failwatch then serves each masked frame) or remove the mask")
-    return None
+    if predictor.backend != "obico_ml_api" or predictor.image_source != "camera":
+        return None
+    masked = next((c for c in (config.cameras or (config.camera,)) if c.mask), None)
+    if masked is None:
+        return None
+    if farm:
+        option = "camera_mask"
+    elif masked.name and not config.camera.mask:
+        option = f"[camera {masked.name}] mask"
+    else:
+        option = "[camera] mask"
+    return (f"'camera' cannot be used with {option}: the ML server would fetch the "
+            "camera's own snapshots, which failwatch cannot mask; set image_source: serve "
+            "(failwatch then serves each masked frame) or remove the mask")
 
 
 def _check_mask_sources(config: Config, farm: Sequence[str], problems: _Problems) -> None:
     if not farm:
-        problem = _mask_source_problem(config, "[camera] mask")
+        problem = _mask_source_problem(config, farm=False)
         if problem:
             problems.option("predictor", "image_source", problem)
         return
     sections = {name.split(None, 1)[-1].strip(): name for name in farm}
     for printer in config.printers:
-        problem = _mask_source_problem(printer, "camera_mask")
+        problem = _mask_source_problem(printer, farm=True)
         if problem:
             problems.option(sections.get(printer.name, f"printer {printer.name}"),
                             "predictor_image_source", problem)
@@ -1141,8 +1152,13 @@ def _build(
         for name in _BUILDERS
     }
     built = {name: builder(sections[name], ctx) for name, builder in _BUILDERS.items()}
+    from failwatch_moonraker import cameras
+
     config = Config(path=path, **built)  # type: ignore[arg-type]
-    _check_unknown({k: v for k, v in data.items() if k not in farm}, sections, problems)
+    config = dataclasses.replace(config, cameras=cameras.build_cameras(
+        data, sections["camera"], config.camera, path, problems, sections_allowed=not farm))
+    _check_unknown({k: v for k, v in data.items()
+                    if k not in farm and not cameras.is_camera_section(k)}, sections, problems)
     if farm:
         config = printers.build_printers(data, farm, config, path, problems)
     _check_mask_sources(config, farm, problems)

@@ -79,3 +79,23 @@ def test_a_bad_mask_in_a_printer_section_names_it() -> None:
     assert error_of(text) == (
         f"{P}: [printer voron] camera_mask: rectangle 1 '0,0,2,1': x2 is 2, must be from 0 "
         "to 1 (a fraction of the frame's width)")
+
+
+def test_named_cameras_have_masks_of_their_own() -> None:
+    text = (MINIMAL + "[camera nozzle]\nsnapshot_url: http://cam/1\nmask: 0,0,0.2,0.2\n"
+            "[camera bed]\nwebcam: bed-cam\n")
+    assert [(c.name, c.mask) for c in parse_config(text).cameras] == [
+        ("nozzle", (Rect(0, 0, 0.2, 0.2),)), ("bed", ())]
+    assert error_of(text.replace("0,0,0.2,0.2", "0,0,0.2")).startswith(
+        f"{P}: [camera nozzle] mask: rectangle 1 '0,0,0.2' is not 4 numbers; ")
+    ml = ML_API + "image_source: camera\n" + text.replace(MINIMAL, "")
+    assert error_of(ml).startswith(
+        f"{P}: [predictor] image_source: 'camera' cannot be used with [camera nozzle] mask: ")
+
+
+def test_a_mask_is_not_shared_by_the_webcams_of_one_line() -> None:
+    assert error_of(MINIMAL + "[camera]\nwebcams: nozzle, bed\nmask: 0,0,0.2,0.2\n") == (
+        f"{P}: [camera] mask: not used with webcams (each camera's view is its own): name the "
+        "cameras with [camera NAME] sections instead, each with its own mask")
+    assert [c.mask for c in parse_config(MINIMAL + "[camera]\nwebcams: a, b\n").cameras] == \
+        [(), ()]
