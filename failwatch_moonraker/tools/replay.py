@@ -270,11 +270,19 @@ def _notes(f: ReplayFrame) -> list[str]:
     return notes
 
 
-def _table(frames: Sequence[ReplayFrame], out: TextIO, *, own: bool = False) -> None:
+def _table(frames: Sequence[ReplayFrame], out: TextIO, *, own: bool = False,
+           cameras: Sequence[str] = ()) -> None:
     """The frames where the level changes or something happens; ``own``: the camera's
-    own verdict instead of the printer's level."""
-    print(f"  {'frame':>6} {'time (s)':>9} {'h:mm:ss':>8}  {'level':<8} {'p':>6} {'ewm':>6} "
-          f"{'short':>6} {'long':>6} {'warn at':>7} {'fail at':>7}  action", file=out)
+    own verdict instead of the printer's level; ``cameras``: add a camera column."""
+    width = max((len(c) for c in cameras), default=0)
+    width = max(width, len("camera")) if width else 0
+
+    def camera(name: str) -> str:
+        return f"  {name:<{width}}" if width else ""
+
+    print(f"{camera('camera')}  {'frame':>6} {'time (s)':>9} {'h:mm:ss':>8}  {'level':<8} "
+          f"{'p':>6} {'ewm':>6} {'short':>6} {'long':>6} {'warn at':>7} {'fail at':>7}  action",
+          file=out)
     previous = Level.OK
     for f in frames:
         level = f.seen if own else f.level
@@ -282,7 +290,8 @@ def _table(frames: Sequence[ReplayFrame], out: TextIO, *, own: bool = False) -> 
         if level is previous and not notes:
             continue
         previous = level
-        print(f"  {f.n:>6} {f.t:>9.1f} {clock(f.t):>8}  {str(level):<8} {f.p:>6.3f} "
+        print(f"{camera(f.camera)}  {f.n:>6} {f.t:>9.1f} {clock(f.t):>8}  {str(level):<8} "
+              f"{f.p:>6.3f} "
               f"{f.ewm:>6.3f} {f.short:>6.3f} {f.long:>6.3f} {f.warn_at:>7.3f} {f.fail_at:>7.3f}"
               f"  {'; '.join(notes)}", file=out)
 
@@ -329,7 +338,7 @@ def print_report(result: ReplayResult, out: TextIO, origin: str) -> None:
         print("\nPrinter (the worst camera's level) and actions:", file=out)
     else:
         print("\nLevel changes and actions:", file=out)
-    _table(frames, out)
+    _table(frames, out, cameras=result.cameras if result.several else ())
     print("", file=out)
     warning, failure = result.first(Level.WARNING), result.first(Level.FAILURE)
     pause = result.first_fire(Level.FAILURE)
