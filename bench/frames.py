@@ -26,10 +26,8 @@ def rss_mb() -> float:
 
 
 async def main(snapshot_url: str, predict_url: str, frames: int) -> dict[str, float]:
-    from failwatch_moonraker.camera.snapshot import Camera, CameraSource
     from failwatch_moonraker.config import parse_config
     from failwatch_moonraker.daemon import Daemon
-    from failwatch_moonraker.predictors import create_predictor
 
     workdir = Path(tempfile.mkdtemp(prefix="failwatch-bench-"))
     config = parse_config(
@@ -41,9 +39,7 @@ async def main(snapshot_url: str, predict_url: str, frames: int) -> dict[str, fl
     daemon.session.on_print_state("printing", time.time())
     daemon.session.begin_print("bench-print")
     async with aiohttp.ClientSession() as http:
-        daemon.camera = Camera(http, 5.0, config.camera.max_size)
-        daemon.camera.source = CameraSource(snapshot_url)
-        daemon.predictor = create_predictor(config.predictor, http)
+        daemon.wire(http)  # the cameras and predictor of the config, as run() makes them
         for _ in range(20):  # warm up: connections, imports, allocator
             await daemon.frame()
         rss_start = rss_mb()

@@ -22,6 +22,7 @@ from failwatch_moonraker.camera.snapshot import (
     source_from_webcam,
     web_base_from_moonraker,
 )
+from failwatch_moonraker.cameras import cameras_of
 from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.placeholders import placeholder_problems
@@ -86,27 +87,34 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
             except MoonrakerError as exc:
                 report.fail("moonraker", str(exc))
         async with aiohttp.ClientSession() as http:
-            camera = Camera(http, config.camera.timeout, config.camera.max_size)
-            camera.source = daemon._configured_source()
-            if camera.source is None:
-                cam = pick_webcam(webcams, config.camera.webcam)
-                if cam is not None:
-                    c = config.camera
-                    camera.source = source_from_webcam(
-                        cam, web_base_from_moonraker(config.moonraker.url),
-                        c.flip_horizontal, c.flip_vertical, c.rotation)
             jpeg = b""
-            if camera.source is None:
-                report.fail("camera", "no snapshot_url in [camera] and no usable webcam in "
-                            "Moonraker's webcam list")
-            else:
+            camera: Camera | None = None
+            for c in cameras_of(config):
+                what = f"camera {c.name}" if c.name else "camera"
+                one = Camera(http, c.timeout, c.max_size)
+                one.source = daemon._configured_source(c)
+                if one.source is None:
+                    cam = pick_webcam(webcams, c.webcam)
+                    if cam is not None:
+                        one.source = source_from_webcam(
+                            cam, web_base_from_moonraker(config.moonraker.url),
+                            c.flip_horizontal, c.flip_vertical, c.rotation)
+                if one.source is None:
+                    section = f"[camera {c.name}]" if c.name else "[camera]"
+                    wanted = f"no webcam named '{c.webcam}'" if c.webcam else \
+                        "no usable webcam"
+                    report.fail(what, f"no snapshot_url in {section} and {wanted} in "
+                                "Moonraker's webcam list")
+                    continue
                 try:
-                    jpeg = await camera.snapshot()
+                    got = await one.snapshot()
                 except CameraError as exc:
-                    report.fail("camera", str(exc))
-                else:
-                    report.ok("camera", f"{len(jpeg) // 1024} KiB JPEG{_dimensions(jpeg)} "
-                              f"from {camera.source.url}")
+                    report.fail(what, str(exc))
+                    continue
+                report.ok(what, f"{len(got) // 1024} KiB JPEG{_dimensions(got)} "
+                          f"from {one.source.url}")
+                if not jpeg:
+                    jpeg, camera = got, one
             predictor = create_predictor(config.predictor, http, detection=config.detection,
                                          printer_name=config.name)
             try:
@@ -125,7 +133,7 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
                     await start_predictor(predictor)
                     context = PredictContext(
                         printer=config.name,
-                        snapshot_url=camera.source.url if camera.source else "")
+                        snapshot_url=camera.source.url if camera and camera.source else "")
                     try:
                         pred = await predictor.predict(jpeg, CHECK_PRINT_ID, context=context)
                     except PredictorError as exc:

@@ -169,6 +169,7 @@ class CameraConfig:
     flip_horizontal: bool | None  # None: the Moonraker webcam's setting, else no flip
     flip_vertical: bool | None
     rotation: int | None  # clockwise degrees: 0, 90, 180, 270; None as for flips
+    name: str = ""  # "" for the single [camera]; else [camera NAME] or a webcams entry
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,8 @@ class Config:
     # config the [printer NAME] sections (empty: one printer, as without farm mode).
     name: str = ""
     printers: tuple[Config, ...] = ()
+    # [camera NAME] sections or [camera] webcams (empty: the single [camera]).
+    cameras: tuple[CameraConfig, ...] = ()
 
     def secrets(self) -> tuple[str, ...]:
         """The non-empty secret values, for log redaction.
@@ -1100,8 +1103,13 @@ def _build(
         for name in _BUILDERS
     }
     built = {name: builder(sections[name], ctx) for name, builder in _BUILDERS.items()}
+    from failwatch_moonraker import cameras
+
     config = Config(path=path, **built)  # type: ignore[arg-type]
-    _check_unknown({k: v for k, v in data.items() if k not in farm}, sections, problems)
+    config = dataclasses.replace(config, cameras=cameras.build_cameras(
+        data, sections["camera"], config.camera, path, problems, sections_allowed=not farm))
+    _check_unknown({k: v for k, v in data.items()
+                    if k not in farm and not cameras.is_camera_section(k)}, sections, problems)
     if farm:
         config = printers.build_printers(data, farm, config, path, problems)
     return config, sections

@@ -31,7 +31,8 @@ from failwatch_moonraker.camera.snapshot import (
     source_from_webcam,
     web_base_from_moonraker,
 )
-from failwatch_moonraker.config import LOCAL_BACKENDS, Config
+from failwatch_moonraker.cameras import cameras_of
+from failwatch_moonraker.config import LOCAL_BACKENDS, CameraConfig, Config
 from failwatch_moonraker.core.policy import Level
 from failwatch_moonraker.core.session import (
     ACTIVE_STATES,
@@ -40,15 +41,13 @@ from failwatch_moonraker.core.session import (
     WatchSession,
     params_from_detection,
 )
+from failwatch_moonraker.core.stats import BadScore
 from failwatch_moonraker.notify import Event, Notifier
+from failwatch_moonraker.pipeline import CameraWatch, Scorer, predict_context
 from failwatch_moonraker.predictors import (
-    AuthError,
-    BadRequest,
-    PredictContext,
     Prediction,
     Predictor,
     PredictorError,
-    RateLimited,
     create_predictor,
     engine_summary,
     predictor_hook,
@@ -83,9 +82,6 @@ from failwatch_moonraker.tools.record import Recorder
 
 log = logging.getLogger("failwatch")
 
-FAULT_BACKOFF_CAP = 30.0
-AUTH_BACKOFF = 300.0
-RATE_LIMIT_DEFAULT = 60.0
 KLIPPY_POLL = 2.0
 SAVE_EVERY = 5.0
 STATUS_EVERY = 60.0
@@ -118,34 +114,6 @@ async def cancel_and_wait(tasks: list[asyncio.Task[Any] | None], timeout: float 
         log.error("shutdown: task %s did not stop", task.get_name())
 
 
-class FaultTracker:
-    """One kind of fault (camera, predictor): backoff and not-too-chatty logs."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.count = 0
-        self.last = ""
-
-    def failed(self, message: str, interval: float, cap: float = FAULT_BACKOFF_CAP) -> float:
-        self.count += 1
-        wait = min(cap, max(interval, 2.0 ** (self.count - 1)))
-        if self.count == 1 or message != self.last:
-            log.warning("%s: %s; print not touched, next try in %g s", self.what, message, wait)
-        elif self.count % 10 == 0:
-            log.warning("%s: still failing (%d times in a row): %s", self.what, self.count,
-                        message)
-        else:
-            log.debug("%s: %s", self.what, message)
-        self.last = message
-        return wait
-
-    def ok(self) -> None:
-        if self.count:
-            log.info("%s: working again after %d failed attempt(s)", self.what, self.count)
-        self.count = 0
-        self.last = ""
-
-
 class Daemon:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  http: aiohttp.ClientSession | None = None) -> None:
@@ -158,9 +126,10 @@ class Daemon:
         raw_session = saved.get("session")
         self.settings = Settings.from_dict(saved.get("settings"))
         damaged = state_problems(saved)
+        self.camera_configs = cameras_of(config)
         self.session = WatchSession.from_dict(
-            self._params(), raw_session if isinstance(raw_session, dict) else {}, damaged
-        )
+            self._params(), raw_session if isinstance(raw_session, dict) else {}, damaged,
+            cameras=[c.name for c in self.camera_configs])
         if damaged:  # reset to valid values; the file as it was is kept aside
             self.store.keep_damaged(damaged)
         self.recorder = (Recorder(config.record, self.session, config.notify.printer_name)
@@ -184,8 +153,8 @@ class Daemon:
         self._pause_busy = ""
         self._heaters_off: asyncio.Task[Any] | None = None  # heaters_off_delay pending
         self._paused_seen = asyncio.Event()  # print_stats says paused
-        self.camera: Camera | None = None
-        self.predictor: Predictor | None = None
+        self.watches: list[CameraWatch] = []  # one per camera, made in run()
+        self.scorer: Scorer | None = None
         self.frames = 0
         self.lateness: list[float] = []
         self._wake = asyncio.Event()
@@ -195,9 +164,6 @@ class Daemon:
         self._resolver: asyncio.Task[None] | None = None
         self._last_save = 0.0
         self._save_lock = asyncio.Lock()
-        self._camera_fault = FaultTracker("camera")
-        self._predictor_fault = FaultTracker("predictor")
-        self._predictor_auth_reported = False
         self.macros_available = False
         self.snapshots = SnapshotStore(config.snapshots.path, config.snapshots.max_count,
                                        config.snapshots.max_size, config.snapshots.public_url)
@@ -205,6 +171,41 @@ class Daemon:
         self.last_snapshot = ""
         self.last_frame_at: float | None = None
         self._last_status = 0.0
+
+    @property
+    def several(self) -> bool:
+        return len(self.camera_configs) > 1
+
+    @property
+    def predictor(self) -> Predictor | None:
+        return self.scorer.predictor if self.scorer is not None else None
+
+    @predictor.setter
+    def predictor(self, predictor: Predictor) -> None:  # benches put in stand-ins
+        assert self.scorer is not None
+        self.scorer.predictor = predictor
+
+    @property
+    def camera(self) -> Camera | None:
+        """The first camera (the only one, unless [camera NAME] sections name more)."""
+        return self.watches[0].camera if self.watches else None
+
+    @camera.setter
+    def camera(self, camera: Camera) -> None:
+        self.watches[0].camera = camera
+
+    def wire(self, http: aiohttp.ClientSession) -> None:
+        """Cameras and predictor on ``http``; run() does it, benches call it themselves."""
+        self.watches = []
+        for cfg in self.camera_configs:
+            camera = Camera(http, cfg.timeout, cfg.max_size)
+            camera.source = self._configured_source(cfg)
+            self.watches.append(CameraWatch(cfg, camera))
+        predictor = create_predictor(self.config.predictor, http,
+                                     detection=self.config.detection,
+                                     printer_name=self.config.name)
+        self.scorer = Scorer(predictor, self.config.predictor.backend,
+                             self.config.detection.interval, self._say_error)
 
     def _params(self) -> SessionParams:
         """The config's parameters with the user's changes from the printer on top."""
@@ -224,12 +225,9 @@ class Daemon:
             http = self._shared_http
             if http is None:
                 http = await own.enter_async_context(aiohttp.ClientSession(timeout=timeout))
-            self.camera = Camera(http, self.config.camera.timeout, self.config.camera.max_size)
-            self.camera.source = self._configured_source()
-            self.predictor = create_predictor(self.config.predictor, http,
-                                              detection=self.config.detection,
-                                              printer_name=self.config.name)
-            await start_predictor(self.predictor)
+            self.wire(http)
+            assert self.scorer is not None
+            await start_predictor(self.scorer.predictor)
             n = self.config.notify
             self.notifier = Notifier(http, n.webhook_urls, n.apprise_urls, n.timeout,
                                      n.include_image)
@@ -244,6 +242,9 @@ class Daemon:
                      "on this host" if self.config.predictor.backend in LOCAL_BACKENDS
                      else self.config.predictor.url,
                      self.config.detection.interval)
+            if self.several:
+                log.info("cameras: %s, each with its own statistics",
+                         ", ".join(c.name for c in self.camera_configs))
             client_task = asyncio.create_task(self.client.run(), name="moonraker")
             watch_task = asyncio.create_task(self._watch_loop(), name="watch")
             try:
@@ -255,7 +256,7 @@ class Daemon:
                 await self._set_online(False)
                 await cancel_and_wait([client_task])
                 await self.client.close()
-                await self.predictor.close()
+                await self.scorer.predictor.close()
                 await self.save(force=True)
                 if self.recorder is not None:
                     await self.recorder.close()
@@ -276,7 +277,7 @@ class Daemon:
         # Registrations die with the socket: register on every connect.
         await self.client.call("connection.register_remote_method",
                                {"method_name": REMOTE_METHOD})
-        if not self.config.camera.snapshot_url:
+        if self._discovered():
             await self._discover_camera()
         info = await self.client.call("server.info")
         if isinstance(info, dict) and info.get("klippy_state") == "ready":
@@ -369,7 +370,7 @@ class Daemon:
             self._start_klippy_poller()
         elif method == REMOTE_METHOD:
             self._spawn(self._on_command(params), "command")
-        elif method == "notify_webcams_changed" and not self.config.camera.snapshot_url:
+        elif method == "notify_webcams_changed" and self._discovered():
             self._spawn(self._discover_camera(), "webcams")
 
     async def _subscribe_quietly(self) -> None:
@@ -451,6 +452,10 @@ class Daemon:
             return
         self._spawn(predictor_hook(self.predictor, "print_started"), "print-started")
         if self.session.begin_print(job_id):
+            for watch in self.watches:  # a new print: faults count afresh, quick retries
+                watch.new_print()
+            if self.scorer is not None:
+                self.scorer.new_print()
             log.info("watching print %s (job %s)", filename or "?", job_id)
             self._post_status(force=True)
         elif self.session.ignored:
@@ -463,6 +468,10 @@ class Daemon:
         self._wake.set()
         await self.save(force=True)
 
+    def _discovered(self) -> bool:
+        """Some camera comes from Moonraker's webcam list (no snapshot_url of its own)."""
+        return any(not c.snapshot_url for c in self.camera_configs)
+
     async def _discover_camera(self) -> None:
         try:
             result = await self.client.call("server.webcams.list")
@@ -470,26 +479,31 @@ class Daemon:
             log.warning("camera: cannot read Moonraker's webcam list: %s", exc)
             return
         webcams = result.get("webcams", []) if isinstance(result, dict) else []
-        cam = pick_webcam(webcams, self.config.camera.webcam)
-        if cam is None:
-            wanted = f"named '{self.config.camera.webcam}'" if self.config.camera.webcam else \
-                "enabled with a snapshot URL"
-            log.warning("camera: Moonraker has no webcam %s; set [camera] snapshot_url in "
-                        "failwatch.cfg or add one in Mainsail/Fluidd", wanted)
-            return
-        c = self.config.camera
-        source = source_from_webcam(cam, web_base_from_moonraker(self.config.moonraker.url),
-                                    c.flip_horizontal, c.flip_vertical, c.rotation)
-        if self.camera is not None and source != self.camera.source:
-            self.camera.source = source
-            log.info("camera: using webcam '%s' at %s", source.name, source.url)
+        base = web_base_from_moonraker(self.config.moonraker.url)
+        for watch in self.watches:
+            c = watch.config
+            if c.snapshot_url:
+                continue
+            what = f"camera {c.name}" if c.name else "camera"
+            cam = pick_webcam(webcams, c.webcam)
+            if cam is None:
+                wanted = f"named '{c.webcam}'" if c.webcam else "enabled with a snapshot URL"
+                section = f"[camera {c.name}]" if c.name else "[camera]"
+                log.warning("%s: Moonraker has no webcam %s; set %s snapshot_url in "
+                            "failwatch.cfg or add one in Mainsail/Fluidd", what, wanted, section)
+                continue
+            source = source_from_webcam(cam, base, c.flip_horizontal, c.flip_vertical,
+                                        c.rotation)
+            if source != watch.camera.source:
+                watch.camera.source = source
+                log.info("%s: using webcam '%s' at %s", what, source.name, source.url)
 
-    def _configured_source(self) -> CameraSource | None:
-        c = self.config.camera
+    def _configured_source(self, c: CameraConfig) -> CameraSource | None:
         if not c.snapshot_url:
             return None
         return CameraSource(
             url=resolve_url(c.snapshot_url, web_base_from_moonraker(self.config.moonraker.url)),
+            name=c.name,
             flip_horizontal=bool(c.flip_horizontal),
             flip_vertical=bool(c.flip_vertical),
             rotation=c.rotation or 0,
@@ -522,7 +536,14 @@ class Daemon:
             self.lateness.append(now - next_at)
             if len(self.lateness) > 1000:
                 del self.lateness[:500]
-            backoff = await self.frame()
+            try:
+                backoff = await self.frame()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end the watch: skip the frame, go on
+                log.exception("watch: unexpected error in a frame; frame skipped, print not "
+                              "touched, watching goes on")
+                backoff = interval
             now = loop.time()
             next_at += interval
             if backoff > interval:
@@ -531,45 +552,56 @@ class Daemon:
                 next_at = now  # a slow frame: skip the missed slots, do not burst
 
     async def frame(self) -> float:
-        """Take, score and judge one frame; returns the backoff to apply, or 0."""
-        assert self.camera is not None and self.predictor is not None
+        """Take, score and judge one frame per camera; returns the backoff to apply, or 0.
+
+        The cameras' snapshots are taken together; the predictor answers one frame at a
+        time. A camera that failed waits out its own backoff while the others go on.
+        """
+        assert self.scorer is not None
+        loop = asyncio.get_running_loop()
         interval = self.config.detection.interval
-        try:
-            jpeg = await self.camera.snapshot()
-        except CameraError as exc:
-            return self._camera_fault.failed(str(exc), interval)
-        self._camera_fault.ok()
-        print_id = self.session.print_id
-        if not self.can_watch() or print_id is None:
-            return 0.0
-        try:
-            prediction = await self._predict(jpeg, print_id)
-        except BadRequest as exc:
-            log.warning("predictor: %s; frame skipped", exc)
-            return 0.0
-        except AuthError as exc:
-            return await self._predictor_auth(exc)
-        except RateLimited as exc:
-            wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_DEFAULT
-            log.warning("predictor: %s; next frame in %g s", exc, wait)
-            return max(wait, interval)
-        except PredictorError as exc:
-            return self._predictor_fault.failed(str(exc), interval)
-        self._predictor_fault.ok()
-        if self._predictor_auth_reported:
-            log.info("predictor: credentials accepted again")
-            self._predictor_auth_reported = False
+        now = loop.time()
+        due = [w for w in self.watches if w.retry_at <= now]
+        if due:
+            frames = await asyncio.gather(*(w.take(now, interval) for w in due))
+            for watch, jpeg in zip(due, frames, strict=True):
+                print_id = self.session.print_id
+                if jpeg is None:
+                    continue
+                if not self.can_watch() or print_id is None:
+                    return 0.0
+                context = predict_context(self.config.name, self.session.print_state,
+                                          self.status, watch.source) \
+                    if self.scorer.needs_context else None
+                prediction = await self.scorer.score(jpeg, watch.print_id(print_id), context)
+                if prediction is None:
+                    if self.scorer.backoff:  # the predictor's trouble holds every camera
+                        return self.scorer.backoff
+                    continue
+                await self._judge(watch, jpeg, prediction, print_id)
+        waits = [w.retry_at - loop.time() for w in self.watches]
+        return max(0.0, min(waits))  # > 0 only while every camera is backing off
+
+    async def _judge(self, watch: CameraWatch, jpeg: bytes, prediction: Prediction,
+                     print_id: str) -> None:
+        """Fold one camera's score into its statistics and act on the printer's verdict."""
         if not self.can_watch() or self.session.print_id != print_id:
             log.debug("frame dropped: the print is no longer running")
-            return 0.0
-        self.frames += 1
-        self.last_frame_at = self.clock()
-        outcome = self.session.on_frame(prediction.p, self.last_frame_at)
+            return
+        now = self.clock()
+        try:
+            outcome = self.session.on_frame(prediction.p, now, watch.name)
+        except BadScore as exc:  # the answers gate should have caught it: never counted
+            log.warning("predictor: %s; frame skipped and not counted, print not touched", exc)
+            return
         if outcome is None:
-            return 0.0
+            return
+        self.frames += 1
+        self.last_frame_at = now
         if self.recorder is not None:  # queues only; the writing happens in a thread
-            self.recorder.frame(self.last_frame_at, prediction, outcome, self.session,
-                                self.predictor.name, jpeg, self.status.get("print_stats", {}))
+            self.recorder.frame(now, prediction, outcome, self.session,
+                                self.scorer.predictor.name if self.scorer else "", jpeg,
+                                self.status.get("print_stats", {}))
         self._log_frame(outcome, prediction)
         if outcome.changed:
             self._spawn(self._level_event(outcome), "level-event")
@@ -581,49 +613,21 @@ class Daemon:
         else:
             await self.save()
         self._post_status(force=outcome.changed)
-        return 0.0
 
-    async def _predict(self, jpeg: bytes, print_id: str) -> Prediction:
-        """Ask the predictor, with the printer's context if the backend wants it."""
-        assert self.predictor is not None
-        if not getattr(self.predictor, "needs_context", False):
-            return await self.predictor.predict(jpeg, print_id)
-        stats = self.status.get("print_stats", {})
-        progress = self.status.get("display_status", {}).get("progress")
-        source = self.camera.source if self.camera is not None else None
+    async def _say_error(self, message: str) -> None:
+        with contextlib.suppress(MoonrakerError):
+            await self.actions.say(message, error=True)
 
-        def seconds(value: Any) -> float | None:
-            return float(value) if isinstance(value, (int, float)) else None
-
-        context = PredictContext(
-            printer=self.config.name, state=self.session.print_state,
-            filename=str(stats.get("filename") or ""), progress=seconds(progress),
-            print_duration=seconds(stats.get("print_duration")),
-            total_duration=seconds(stats.get("total_duration")),
-            snapshot_url=source.url if source is not None else "")
-        return await self.predictor.predict(jpeg, print_id, context=context)
-
-    async def _predictor_auth(self, exc: AuthError) -> float:
-        credentials = {"printwatch": "api_key", "obico_ml_api": "access_token (the ML "
-                       "server's ML_API_TOKEN)"}.get(self.config.predictor.backend,
-                                                     "serial_no and access_token")
-        message = (f"{exc}. Check [predictor] {credentials} in failwatch.cfg; "
-                   f"failwatch retries in {AUTH_BACKOFF / 60:g} min and does not pause prints "
-                   "meanwhile.")
-        if not self._predictor_auth_reported:
-            self._predictor_auth_reported = True
-            log.error("predictor: %s", message)
-            with contextlib.suppress(MoonrakerError):
-                await self.actions.say(message, error=True)
-        else:
-            log.debug("predictor: still refused: %s", exc)
-        return AUTH_BACKOFF
+    def seen(self, camera: str) -> str:
+        """A camera's statistics for messages, named when the printer has several."""
+        head = f"camera {camera}: " if self.several and camera else ""
+        return head + self.session.summary(camera)
 
     def _log_frame(self, outcome: FrameOutcome, prediction: Prediction) -> None:
         if outcome.changed:
-            log.info("level %s: %s", outcome.level, self.session.summary())
+            log.info("level %s: %s", outcome.level, self.seen(outcome.camera))
         else:
-            log.debug("frame: level %s %s", outcome.level, self.session.summary())
+            log.debug("frame: level %s %s", outcome.level, self.seen(outcome.camera))
         if outcome.note and outcome.level is not Level.OK and outcome.fire is None:
             log.debug("no action: %s", outcome.note)
 
@@ -660,12 +664,12 @@ class Daemon:
         if failure:
             now_actions, later = split_delayed(cfg.on_failure, cfg.heaters_off_delay)
             done = describe(now_actions, cfg.heaters_off_delay, later) or "no action configured"
-            message = f"Print failure detected ({self.session.summary()}): {done}."
+            message = f"Print failure detected ({self.seen(outcome.camera)}): {done}."
         else:
             now_actions, later = list(cfg.on_warning), []
             would_pause = "pause" in cfg.on_failure and not self.session.failure_fired
             tail = "; failwatch pauses the print if it gets worse" if would_pause else ""
-            message = f"Possible print failure ({self.session.summary()}){tail}."
+            message = f"Possible print failure ({self.seen(outcome.camera)}){tail}."
         log.warning("%s", message)
         pausing = "pause" in now_actions
         if pausing:
@@ -698,16 +702,17 @@ class Daemon:
             if held:
                 message += f" {held[0].upper()}{held[1:]}."
             await self.save(force=True)
-        saved = await self._save_snapshot(jpeg, prediction, str(outcome.fire))
+        saved = await self._save_snapshot(jpeg, prediction, str(outcome.fire), outcome.camera)
         link = f" Snapshot: {saved.link}" if saved else ""
         if "notify" in now_actions:
             try:
                 await self.actions.say(message + link, error=failure)
             except MoonrakerError as exc:
                 log.error("action notify failed: %s", exc)
-            self._notify_others(str(outcome.fire), message, prediction, jpeg, saved)
+            self._notify_others(str(outcome.fire), message, prediction, jpeg, saved,
+                                outcome.camera)
         if paused and self.session.print_state in ("paused", "printing"):
-            reason = f"Failure score {prediction.p:.2f} ({self.session.summary()})."
+            reason = f"Failure score {prediction.p:.2f} ({self.seen(outcome.camera)})."
             self.paused_print.dialog_open = True  # before: the UI shows it as it arrives
             with contextlib.suppress(MoonrakerError):
                 await self.actions.gcode(failure_dialog(
@@ -720,11 +725,13 @@ class Daemon:
                                            error=True)
 
     async def _save_snapshot(self, jpeg: bytes, prediction: Prediction,
-                             level: str) -> SavedSnapshot | None:
+                             level: str, camera: str = "") -> SavedSnapshot | None:
         if not self.config.snapshots.enabled or not jpeg:
             return None
-        caption = f"failwatch {level}: p={prediction.p:.2f}  {self.session.summary()}"
-        name = f"{level}-{self.session.print_id or 'test'}"
+        summary = self.session.summary(camera) if camera in self.session.tracks else ""
+        seen = f"camera {camera}  " if self.several and camera else ""
+        caption = f"failwatch {level}: {seen}p={prediction.p:.2f}  {summary}"
+        name = f"{level}-{self.session.print_id or 'test'}" + (f"-{camera}" if camera else "")
         saved = await asyncio.to_thread(self.snapshots.save, jpeg, prediction.detections,
                                         caption, name)
         if saved is not None:
@@ -732,7 +739,7 @@ class Daemon:
         return saved
 
     def _notify_others(self, level: str, message: str, prediction: Prediction, jpeg: bytes,
-                       saved: SavedSnapshot | None) -> None:
+                       saved: SavedSnapshot | None, camera: str = "") -> None:
         """Webhooks and Apprise, in the background: they never hold up the printer."""
         if self.notifier is None or not self.notifier.enabled:
             return
@@ -740,7 +747,8 @@ class Daemon:
         event = Event(
             printer=self.config.notify.printer_name, print_id=self.session.print_id,
             filename=str(self.status.get("print_stats", {}).get("filename", "")),
-            level=level, message=message, p=prediction.p, stats=self.session.stats.to_dict(),
+            level=level, message=message, p=prediction.p,
+            stats=self.session.track(camera).stats.to_dict(),
             image=image, image_path=str(saved.path) if saved else "",
             image_link=saved.link if saved else "")
         self._spawn(self.notifier.send(event), "notify")
@@ -760,6 +768,12 @@ class Daemon:
             "last_snapshot": self.last_snapshot,
             "last_frame_at": self.last_frame_at,
             "updated_at": self.clock(),
+            **({"camera": self.session.lead.name, "cameras": {
+                t.name: {"level": str(t.level), "last_p": t.stats.p,
+                         "stats": t.stats.to_dict(),
+                         "url": w.source.url if w.source else ""}
+                for t, w in zip(self.session.tracks.values(), self.watches, strict=False)}}
+               if self.several else {}),
             **({"engine": facts()} if (facts := getattr(self.predictor, "engine_facts", None))
                else {}),
         }
@@ -783,8 +797,10 @@ class Daemon:
             log.debug("status: %s", exc)
 
     async def _level_event(self, outcome: FrameOutcome) -> None:
+        track = self.session.track(outcome.camera)
         data = {"level": str(outcome.level), "print_id": self.session.print_id,
-                "p": self.session.stats.p, "stats": self.session.stats.to_dict()}
+                "p": track.stats.p, "stats": track.stats.to_dict(),
+                **({"camera": outcome.camera} if self.several else {})}
         try:
             await self.client.call("connection.send_event",
                                    {"event": "level_changed", "data": data})
@@ -885,29 +901,48 @@ class Daemon:
             what = "idle: no print running"
         elif s.ignored:
             what = f"ignoring print {s.print_id} (FAILWATCH_IGNORE_PRINT)"
+        elif self.several:
+            what = (f"print {s.print_id} {s.print_state}: level {s.level}; " + "; ".join(
+                f"camera {t.name} {t.level}, {s.summary(t.name)}" for t in s.tracks.values()))
         else:
             what = (f"print {s.print_id} {s.print_state}: level {s.level}, "
                     f"{s.summary()}")
-        camera = self.camera.source.url if self.camera and self.camera.source else "no camera"
+        cameras = "; ".join(
+            (f"camera {w.name} " if w.name else "camera ") +
+            (w.source.url if w.source else "not found") for w in self.watches) or "no camera"
         engine = engine_summary(self.predictor)
-        return f"{head}, {what}; {sens}; camera {camera}" + (f"; engine {engine}" if engine
-                                                              else "")
+        return f"{head}, {what}; {sens}; {cameras}" + (f"; engine {engine}" if engine else "")
 
     async def test_frame(self) -> str:
-        """FAILWATCH_TEST: one snapshot, one prediction, shown to the user; no statistics."""
-        if self.camera is None or self.predictor is None:
+        """FAILWATCH_TEST: one snapshot per camera, one prediction each, shown to the user;
+        no statistics."""
+        if not self.watches or self.scorer is None:
             return "test: not ready yet"
+        lines = [await self._test_camera(watch) for watch in self.watches]
+        return lines[0] if len(lines) == 1 else "test: " + "; ".join(
+            line.removeprefix("test: ") for line in lines)
+
+    async def _test_camera(self, watch: CameraWatch) -> str:
+        assert self.scorer is not None
+        head = f"test: camera {watch.name}: " if self.several else "test: "
         try:
-            jpeg = await self.camera.snapshot()
+            jpeg = await watch.camera.snapshot()
         except CameraError as exc:
-            return f"test: no snapshot: {exc}"
+            return f"{head}no snapshot: {exc}"
+        context = predict_context(self.config.name, self.session.print_state, self.status,
+                                  watch.source) if self.scorer.needs_context else None
         try:
-            prediction = await self._predict(jpeg, TEST_PRINT_ID)
+            if context is None:
+                prediction = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID)
+            else:
+                prediction = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID,
+                                                                 context=context)
         except PredictorError as exc:
-            return f"test: snapshot OK ({len(jpeg) // 1024} KiB) but the predictor failed: {exc}"
-        saved = await self._save_snapshot(jpeg, prediction, "test")
+            return (f"{head}snapshot OK ({len(jpeg) // 1024} KiB) but the predictor failed: "
+                    f"{exc}")
+        saved = await self._save_snapshot(jpeg, prediction, "test", watch.name)
         link = f"; snapshot: {saved.link}" if saved else ""
-        return (f"test: p={prediction.p:.3f} with {len(prediction.detections)} detection(s) "
+        return (f"{head}p={prediction.p:.3f} with {len(prediction.detections)} detection(s) "
                 f"from a {len(jpeg) // 1024} KiB snapshot{link}")
 
     async def _delayed_heaters(self, actions: list[str], resume_count: int) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from failwatch_moonraker import config as _cfg
+from failwatch_moonraker.cameras import build_cameras
 
 OVERRIDABLE = ("moonraker", "camera", "predictor", "detection", "actions", "state")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -164,6 +165,8 @@ def build_printers(
         for s in OVERRIDABLE:
             sec = _PrinterSection(section, s, data.get(s), overrides[s], problems)
             built[s] = _cfg._BUILDERS[s](sec, ctx)
+            if s == "camera":  # camera_webcams: several cameras
+                built["cameras"] = build_cameras({}, sec, built[s], path, problems)
             known += [f"{s}_{o}" for o in sec.known]
         if "path" not in overrides["state"]:
             built["state"] = _cfg.StateConfig(path=per_printer_path(built["state"].path, name))

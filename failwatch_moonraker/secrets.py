@@ -53,7 +53,8 @@ def secret_values(config: Any) -> list[str]:
     its secret options and the passwords of its URLs, every farm printer's too."""
     values = list(config.secrets())
     for one in (config, *getattr(config, "printers", ())):
-        urls = (one.camera.snapshot_url, one.predictor.url, one.moonraker.url)
+        cameras = (one.camera, *getattr(one, "cameras", ()))
+        urls = (*(c.snapshot_url for c in cameras), one.predictor.url, one.moonraker.url)
         values += [url_password(u) for u in urls if u]
     return [v for v in values if v]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +80,10 @@ def config_for(printer: SimPrinter, path: Path, *, with_api_key: bool = True,
     )
 
 
-def seed_established_printer(cfg_dir: Path, *, frames: int = 7200, long_mean: float = 0.02) -> None:
-    """Give the state file a printer with a lifetime of quiet frames behind it.
+def seed_established_printer(cfg_dir: Path, *, frames: int = 7200, long_mean: float = 0.02,
+                             cameras: Sequence[str] = ()) -> None:
+    """Give the state file a printer with a lifetime of quiet frames behind it (each of
+    the named ``cameras``, else the single camera).
 
     Obico's long mean is the printer's noise baseline; on a brand-new printer it
     rises with the failure itself and detection is slower (obico.md 1.5).
@@ -88,4 +91,7 @@ def seed_established_printer(cfg_dir: Path, *, frames: int = 7200, long_mean: fl
     path = cfg_dir / "failwatch" / "state.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     stats = {"rolling_mean_long": long_mean, "prediction_num_lifetime": frames}
-    path.write_text(json.dumps({"session": {"stats": stats}}), encoding="utf-8")
+    session: dict[str, Any] = {"stats": stats}
+    if cameras:
+        session = {"cameras": {name: {"stats": dict(stats)} for name in cameras}}
+    path.write_text(json.dumps({"session": session}), encoding="utf-8")

@@ -93,13 +93,17 @@ async def show_pictures(printer: SimPrinter, narrator: Narrator, clean_frames: i
         await asyncio.sleep(0.05)
 
 
-async def demo(clean_frames: int, interval: float, timeout: float, remote: bool) -> int:
+async def demo(clean_frames: int, interval: float, timeout: float, remote: bool,
+               keep: bool = False) -> int:
     narrator = Narrator()
     workdir = Path(tempfile.mkdtemp(prefix="failwatch-demo-"))
 
     def score(frame: int, print_id: str) -> float:
         p = 0.02 if frame < clean_frames else 3.0
-        label = "clean" if p < 1 else "SPAGHETTI"
+        label = "clean" if p < 1 else "SPAGHETTI: three boxes"
+        if frame == clean_frames:
+            narrator.say("predictor", "p is the sum of the confidences of every box the "
+                         "model sees (Obico's rule), so three confident boxes make p=3")
         narrator.say("predictor", f"frame {frame + 1} of print {print_id}: p={p:.2f} ({label})")
         return p
 
@@ -150,7 +154,7 @@ async def demo(clean_frames: int, interval: float, timeout: float, remote: bool)
             narrator.say("demo", f"print state: {status['print_stats']['state']}; hotend "
                          f"target {status['extruder']['target']:g} C, bed target "
                          f"{status['heater_bed']['target']:g} C")
-            narrator.say("demo", "failwatch paused the failing print. Demo complete.")
+            narrator.say("demo", "failwatch paused the failing print.")
             return 0
         finally:
             stop.set()
@@ -164,7 +168,13 @@ async def demo(clean_frames: int, interval: float, timeout: float, remote: bool)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            shutil.rmtree(workdir, ignore_errors=True)
+            if keep:
+                narrator.say("demo", f"done; the config, log and statistics are kept in "
+                             f"{workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+                narrator.say("demo", "done; its temporary config, log and statistics were "
+                             "removed (python -m sim.demo --keep keeps them)")
 
 
 def main() -> int:
@@ -177,10 +187,12 @@ def main() -> int:
                              "remote, 30 local)")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between frames")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the demo's config, log and state file afterwards")
     args = parser.parse_args()
     clean = args.clean_frames if args.clean_frames is not None else 15 if args.remote else 30
     try:
-        return asyncio.run(demo(clean, args.interval, args.timeout, args.remote))
+        return asyncio.run(demo(clean, args.interval, args.timeout, args.remote, args.keep))
     except Exception as exc:  # e.g. the local engine is not installed: say so, briefly
         from failwatch_moonraker.predictors.local.engine import EngineMissing
 

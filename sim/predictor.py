@@ -171,7 +171,9 @@ class FakeObicoPredictor:
     """The predict endpoint on 127.0.0.1 with scripted scores and failure modes.
 
     ``score(frame, print_id) -> p`` where ``frame`` counts successful predictions of
-    that print id from 0.  Modes: ``ok``, ``400``, ``401``, ``429`` (``retry_after``
+    that print id from 0; or, when ``look`` is set, ``look(jpeg) -> p`` scores what
+    the picture shows (as a real model does: a mask painted over it hides it).
+    Modes: ``ok``, ``400``, ``401``, ``429`` (``retry_after``
     seconds, if set, becomes a Retry-After header), ``401_echo`` (401 quoting the
     credentials it got, as some servers do), ``500``, ``malformed`` (200 with
     a body that is not JSON), ``hang`` (never answers until the client gives up).
@@ -188,6 +190,7 @@ class FakeObicoPredictor:
         self.serial_no = serial_no
         self.access_token = access_token
         self.score: Callable[[int, str], float] = score or (lambda frame, print_id: 0.02)
+        self.look: Callable[[bytes], float] | None = None
         self.mode = "ok"
         self.retry_after: float | None = None
         self.latency = 0.0  # seconds of "inference" before answering
@@ -317,14 +320,14 @@ class FakeObicoPredictor:
             return _json_error(400, f"print_id must be at most {MAX_PRINT_ID} characters")
         if img is None or not _is_jpeg(img):
             return _json_error(400, "Missing or invalid image")
-        body = {"result": self._predict_result(print_id)}
+        body = {"result": self._predict_result(print_id, img)}
         record["response"] = body  # tests compare what the daemon did with what it got
         return web.json_response(body)
 
-    def _predict_result(self, print_id: str) -> dict[str, Any]:
+    def _predict_result(self, print_id: str, img: bytes = b"") -> dict[str, Any]:
         stats = self._prints.setdefault(print_id, _PrintStats())
         frame = stats.frames
-        wanted = float(self.score(frame, print_id))
+        wanted = float(self.look(img) if self.look is not None else self.score(frame, print_id))
         detections = split_detections(wanted, print_id, frame)
         p = sum(d[0] for d in detections)
         alpha = 2.0 / (EWM_SPAN + 1)

@@ -558,7 +558,7 @@ def test_known_options_come_from_the_getters(monkeypatch: pytest.MonkeyPatch) ->
         (
             "[camera]\nfps: 5",
             "[camera] fps: unknown option; options of [camera]: snapshot_url, webcam, timeout, "
-            "max_size, flip_horizontal, flip_vertical, rotation",
+            "max_size, flip_horizontal, flip_vertical, rotation, webcams",
         ),
         (
             "[moonraker]\nurl: tcp://localhost:7125",
