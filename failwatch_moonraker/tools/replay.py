@@ -259,9 +259,9 @@ def _when(result: ReplayResult, frame: ReplayFrame) -> str:
     return text
 
 
-def _notes(f: ReplayFrame) -> list[str]:
+def _notes(f: ReplayFrame, *, resumes: bool = True) -> list[str]:
     notes = []
-    if f.resumed:
+    if f.resumed and resumes:
         notes.append("user resumed before this frame")
     if f.fire is Level.FAILURE:
         notes.append("on_failure actions (pause)")
@@ -286,7 +286,7 @@ def _table(frames: Sequence[ReplayFrame], out: TextIO, *, own: bool = False,
     previous = Level.OK
     for f in frames:
         level = f.seen if own else f.level
-        notes = _notes(f)
+        notes = _notes(f, resumes=not own)  # a resume is the printer's: in its table
         if level is previous and not notes:
             continue
         previous = level
@@ -372,7 +372,7 @@ def _camera_report(result: ReplayResult, camera: str, out: TextIO) -> None:
           f"before its first frame{after}", file=out)
     if not frames:
         return
-    if all(f.seen is Level.OK for f in frames) and not any(_notes(f) for f in frames):
+    if all(f.seen is Level.OK for f in frames) and not any(f.fire for f in frames):
         print(f"  ok on every frame (last: ewm {frames[-1].ewm:.3f}, short mean "
               f"{frames[-1].short:.3f})", file=out)
     else:
