@@ -9,7 +9,9 @@ of quiet frames behind it.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from failwatch_moonraker.tools.record import RecordedFrame, Recording
 
@@ -47,3 +49,25 @@ def synthetic_print(seed: int, frames: int = 600, *, failure_frame: int | None =
 def failure_time(rec: Recording, failure_frame: int) -> float:
     """Seconds since the print started when the failure began (its first frame)."""
     return rec.frames[failure_frame].t - rec.start_time
+
+
+def synthetic_cameras(seed: int, frames: int = 600,
+                      cameras: Mapping[str, Mapping[str, Any]] | None = None,
+                      name: str | None = None) -> Recording:
+    """One print watched by several cameras, each scoring as :func:`synthetic_print` with
+    its own options (its own baseline; a failure only one camera sees). Every interval
+    each camera takes a frame, in the cameras' order, a second apart."""
+    cameras = cameras if cameras is not None else {"front": {}, "side": {}}
+    base = synthetic_print(seed, 1, name=name)
+    rec = Recording(path=base.path, print_id=base.print_id, printer=base.printer,
+                    file=base.file, start_time=base.start_time)
+    merged: list[RecordedFrame] = []
+    for index, (camera, options) in enumerate(cameras.items()):
+        own = synthetic_print(seed * 100 + index, frames, **options)
+        rec.cameras[camera] = own.stats
+        for k, frame in enumerate(own.frames):
+            merged.append(RecordedFrame(base.start_time + (k + 1) * INTERVAL + index, frame.p,
+                                        camera=camera))
+    rec.frames = sorted(merged, key=lambda f: f.t)
+    rec.stats = dict(next(iter(rec.cameras.values())))
+    return rec

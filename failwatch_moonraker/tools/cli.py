@@ -23,7 +23,9 @@ def add_commands(sub: Any) -> None:
         description="Run a recorded print (a [record] .jsonl file, or a CSV of time,p) "
                     "through the same statistics and decision code as the daemon, with the "
                     "recorded settings unless --config/--set say otherwise. Prints when "
-                    "the levels change, the first warning and the first failure.")
+                    "the levels change, the first warning and the first failure; with "
+                    "several cameras, each camera's own and the printer's (the worst "
+                    "camera's).")
     replay.add_argument("recording", metavar="RECORDING",
                         help="a recording (<print id>.jsonl) or a CSV file of time,p")
     replay.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -32,6 +34,9 @@ def add_commands(sub: Any) -> None:
     replay.add_argument("-c", "--config", dest="base_config", metavar="PATH",
                         help="start from this failwatch.cfg's [detection] settings instead "
                              "of the recorded ones")
+    replay.add_argument("--camera", metavar="NAME",
+                        help="replay this camera's frames alone, as if it were the printer's "
+                             "only camera (recordings of several cameras)")
     replay.add_argument("--plot", metavar="OUT.png",
                         help="draw the scores, means, thresholds and decisions to a PNG "
                              "(needs matplotlib)")
@@ -65,10 +70,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     from failwatch_moonraker.config import ConfigError
     from failwatch_moonraker.tools.plot import PlotUnavailable
     from failwatch_moonraker.tools.record import RecordingError
-    from failwatch_moonraker.tools.replay import SettingsError
+    from failwatch_moonraker.tools.replay import CameraError, SettingsError
 
     problems: tuple[type[Exception], ...] = (ConfigError, RecordingError, SettingsError,
-                                             PlotUnavailable)
+                                             CameraError, PlotUnavailable)
     try:
         if args.command == "replay":
             return _replay(args, out)
@@ -116,7 +121,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if overrides:
         origin += "; --set " + " ".join(f"{k}={v}" for k, v in overrides.items())
     settings = make_settings(base, overrides)
-    result = replay(rec, settings, follow=origin == "as recorded")
+    result = replay(rec, settings, follow=origin == "as recorded", camera=args.camera)
     print_report(result, out, origin)
     if args.plot:
         from failwatch_moonraker.tools.plot import plot_replay
@@ -154,11 +159,15 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
               f"failed), {frames:,} frames; {len(sets):,} settings"
               + (f" ({skipped} skipped: threshold_high < threshold_low)" if skipped else "")
               + f"; {len(sets) * frames / 1e6:.1f} M frame decisions in {elapsed:.2f} s")
+    several = sum(len(r.camera_names()) > 1 for r in recs)
+    if several:
+        header += (f"\n{several} of the prints were watched by several cameras: each camera "
+                   "keeps its own statistics, and a print pauses when any camera fails")
     if goods == 0 or goods == len(labels):
         header += ("\nnote: label both good and failed prints; with only one kind the search "
                    "can only " + ("avoid pauses" if goods else "pause early"))
     t.print_report(labels, ranked, baseline, keys, args.max_delay, out, top=max(1, args.top),
-                   header=header)
+                   header=header, cameras=t.camera_pauses(batch, ranked[0].settings))
     if args.plot:
         from failwatch_moonraker.tools.plot import plot_replay
         from failwatch_moonraker.tools.replay import describe_settings, replay

@@ -18,7 +18,16 @@ JSON object per line:
 - ``{"type": "settings", "t", "params"}`` when the [detection] settings changed
   mid-print (e.g. the sensitivity macro).
 
-With ``frames`` on, ``<print id>.frames/<frame number>.jpg`` holds each frame.
+With named cameras (``[camera NAME]``) each camera keeps its own statistics:
+the header and restart lines hold ``"cameras": {NAME: {"stats": ...}}`` (in
+the printer's camera order) instead of ``stats``, and each frame line names
+its ``"camera"`` and adds ``"seen"``, that camera's own verdict (``level`` is
+the printer's, the worst camera's). The single unnamed ``[camera]`` writes
+exactly the layout above.
+
+With ``frames`` on, ``<print id>.frames/<frame number>.jpg`` holds each frame
+(``<frame number>-<camera>.jpg`` for a named camera; the number is that
+camera's own frame count).
 
 Why a thread: the daemon must never wait for a disk. :meth:`Recorder.frame`
 only puts the frame on a bounded queue; one writer thread does all file I/O
@@ -81,7 +90,7 @@ class _Item:
     file: str
     start_time: float
     params: dict[str, Any]
-    before: dict[str, Any]
+    before: dict[str, dict[str, Any]]  # each camera's statistics before this frame
     line: dict[str, Any]
     resumed_at: float | None
     jpeg: bytes | None
@@ -96,10 +105,10 @@ class Recorder:
         self.config = config
         self.folder = Path(config.path)
         self.printer = printer
-        # The statistics before the next frame: as loaded (a restart), then
-        # the previous frame's. Replay needs them to start exactly where the
+        # Per camera, the statistics before its next frame: as loaded (a restart),
+        # then its previous frame's. Replay needs them to start exactly where the
         # daemon was.
-        self._before = session.stats.to_dict()
+        self._before = {name: session.track(name).stats.to_dict() for name in session.cameras}
         self._resumed_at = session.resumed_at
         self._queue: queue.Queue[_Item | None] = queue.Queue(MAX_PENDING)
         self._thread: threading.Thread | None = None
@@ -117,14 +126,24 @@ class Recorder:
               print_stats: Mapping[str, Any]) -> None:
         """Queue the frame just folded into ``session``; returns at once."""
         print_id = session.print_id
-        after = session.stats.to_dict()
-        before = self._before
-        self._before = after
+        camera = outcome.camera
+        try:
+            track = session.track(camera)
+        except ValueError:  # a camera the session does not know: nothing to record
+            log.debug("recording: frame of unknown camera %r skipped", camera)
+            return
+        after = track.stats.to_dict()
+        own = self._before.get(camera, after)
+        self._before[camera] = after
         if print_id is None:
             return
         if after["prediction_num"] == 1:  # a new print: its own figures start at zero
-            before = {**before, "p": 0.0, "ewm_mean": 0.0, "rolling_mean_short": 0.0,
-                      "prediction_num": 0}
+            own = {**own, "p": 0.0, "ewm_mean": 0.0, "rolling_mean_short": 0.0,
+                   "prediction_num": 0}
+        # The other cameras had no frame since their last one: their statistics now
+        # are the ones their next frame starts from.
+        before = {name: own if name == camera else session.track(name).stats.to_dict()
+                  for name in session.cameras}
         resumed = session.resumed_at
         resumed_at = resumed if resumed is not None and resumed != self._resumed_at else None
         self._resumed_at = resumed
@@ -136,6 +155,9 @@ class Recorder:
             "stats": after,
             "level": str(outcome.level),
         }
+        if camera:
+            line["camera"] = camera
+            line["seen"] = str(outcome.seen)
         if outcome.fire is not None:
             line["fire"] = str(outcome.fire)
         duration = print_stats.get("total_duration")
@@ -208,6 +230,14 @@ class Recorder:
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+def stats_fields(before: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The header's (and restart line's) statistics: ``stats`` for the single unnamed
+    camera, as always; ``cameras`` by name otherwise."""
+    if list(before) == [""]:
+        return {"stats": before[""]}
+    return {"cameras": {name: {"stats": stats} for name, stats in before.items()}}
 
 
 def params_of(session: WatchSession) -> dict[str, Any]:
@@ -304,7 +334,7 @@ class _Writer:
         if item.print_id != self.open_id:
             self._open(item)
         elif item.gap:
-            self._line({"type": "restart", "t": item.line["t"], "stats": item.before,
+            self._line({"type": "restart", "t": item.line["t"], **stats_fields(item.before),
                         "params": item.params})
         elif item.params_changed:
             self._line({"type": "settings", "t": item.line["t"], "params": item.params})
@@ -318,7 +348,7 @@ class _Writer:
             frames = self.folder / (self.stem + FRAMES_SUFFIX)
             frames.mkdir(exist_ok=True)
             number = int(item.line["stats"]["prediction_num"])
-            (frames / f"{number:06d}.jpg").write_bytes(item.jpeg)
+            (frames / snapshot_name(number, item.line.get("camera", ""))).write_bytes(item.jpeg)
             self._grew(len(item.jpeg))
         self.handle.flush()
 
@@ -349,13 +379,13 @@ class _Writer:
         self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
         self.open_id = item.print_id
         if exists:
-            self._line({"type": "restart", "t": item.line["t"], "stats": item.before,
+            self._line({"type": "restart", "t": item.line["t"], **stats_fields(item.before),
                         "params": item.params})
         else:
             self._line({"type": "header", "format": FORMAT, "version": VERSION,
                         "print_id": item.print_id, "printer": item.printer,
                         "file": item.file, "start_time": item.start_time,
-                        "stats": item.before, "params": item.params})
+                        **stats_fields(item.before), "params": item.params})
             log.info("recording print %s to %s", item.print_id, path)
         self.prune()
 
@@ -397,6 +427,13 @@ class _Writer:
                      stem)
 
 
+def snapshot_name(number: int, camera: str = "") -> str:
+    """``000012.jpg``, or ``000012-side.jpg`` for the named camera ``side``."""
+    if not camera:
+        return f"{number:06d}.jpg"
+    return f"{number:06d}-{_UNSAFE.sub('_', camera)[:60]}.jpg"
+
+
 def _size(path: Path) -> int:
     if not path.is_dir():
         return path.stat().st_size
@@ -425,6 +462,8 @@ class RecordedFrame:
     stats: dict[str, Any] | None = None
     resumed_at: float | None = None  # a user resume just before this frame
     params: dict[str, Any] | None = None  # settings changed (or restated) before this frame
+    camera: str = ""  # the camera that took it ("" for the single unnamed camera)
+    seen: str | None = None  # that camera's own verdict (``level`` is the printer's)
 
 
 @dataclass
@@ -439,6 +478,21 @@ class Recording:
     frames: list[RecordedFrame] = field(default_factory=list)
     restarts: int = 0
     bad_lines: int = 0
+    #: Named cameras, in the printer's order, each with its statistics before its first
+    #: frame; empty for the single unnamed camera (whose are ``stats``).
+    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def camera_names(self) -> list[str]:
+        return list(self.cameras) if self.cameras else [""]
+
+    def start_stats(self, camera: str = "") -> dict[str, Any]:
+        """A camera's statistics before its first frame."""
+        if not self.cameras:
+            return self.stats
+        return self.cameras.get(camera, {})
+
+    def frames_of(self, camera: str) -> list[RecordedFrame]:
+        return [f for f in self.frames if f.camera == camera]
 
     def title(self) -> str:
         what = self.file or self.path.name
@@ -478,6 +532,27 @@ def _num(value: Any) -> float | None:
     return None
 
 
+def _camera_stats(value: Any) -> dict[str, dict[str, Any]]:
+    """``{"NAME": {"stats": {...}}}`` of a header or restart line; anything else is skipped."""
+    if not isinstance(value, dict):
+        return {}
+    found = {}
+    for name, data in value.items():
+        if isinstance(name, str) and name and len(name) <= 200:
+            stats = data.get("stats") if isinstance(data, dict) else None
+            found[name] = dict(stats) if isinstance(stats, dict) else {}
+    return found
+
+
+def _add_camera(rec: Recording, name: str, stats: dict[str, Any]) -> None:
+    """A camera the header did not name; frames of the unnamed camera before it keep theirs."""
+    if name in rec.cameras:
+        return
+    if not rec.cameras and rec.frames:
+        rec.cameras[""] = dict(rec.stats)
+    rec.cameras[name] = stats
+
+
 def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
     rec = Recording(path=file, print_id=file.stem)
     header_seen = False
@@ -505,12 +580,17 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
             rec.start_time = _num(obj.get("start_time")) or 0.0
             rec.stats = dict(obj.get("stats") or {})
             rec.params = dict(obj.get("params") or {})
+            rec.cameras = _camera_stats(obj.get("cameras"))
+            if rec.cameras and not rec.stats:  # for what shows one baseline
+                rec.stats = dict(next(iter(rec.cameras.values())))
         elif kind == "resume":
             resumed = _num(obj.get("t"))
         elif kind in ("restart", "settings"):
             rec.restarts += kind == "restart"
             if isinstance(obj.get("params"), dict):
                 params = dict(obj["params"])
+            for name, named in _camera_stats(obj.get("cameras")).items():
+                _add_camera(rec, name, named)  # a camera added at a restart
         elif kind is None:
             t, p = _num(obj.get("t")), _num(obj.get("p"))
             if t is None or p is None or not is_score(p):  # the statistics would refuse it
@@ -519,10 +599,19 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
             stats = obj.get("stats")
             level = obj.get("level")
             fire = obj.get("fire")
+            camera = obj.get("camera")
+            camera = camera if isinstance(camera, str) and len(camera) <= 200 else ""
+            seen = obj.get("seen")
+            if camera not in rec.cameras and (camera or rec.cameras):
+                # not in the header: the unnamed camera starts from the header's own
+                # statistics, as does a first named camera (the daemon carries them on)
+                _add_camera(rec, camera, dict(rec.stats) if not camera or not rec.cameras
+                            and not rec.frames else {})
             rec.frames.append(RecordedFrame(
                 t, p, level if isinstance(level, str) else None,
                 fire if isinstance(fire, str) else None,
-                stats if isinstance(stats, dict) else None, resumed, params))
+                stats if isinstance(stats, dict) else None, resumed, params, camera,
+                seen if isinstance(seen, str) else None))
             resumed = params = None
     if not header_seen:
         raise RecordingError(f"{file}: no header line; not a failwatch recording")
@@ -560,10 +649,11 @@ def _read_csv(file: Path, handle: IO[str]) -> Recording:
 def write_recording(path: str | os.PathLike[str], rec: Recording) -> Path:
     """Write ``rec`` in the recording format (synthetic prints, CSV conversions)."""
     file = Path(path)
+    before = {name: rec.start_stats(name) for name in rec.camera_names()}
     with open(file, "w", encoding="utf-8") as handle:
         handle.write(_dumps({"type": "header", "format": FORMAT, "version": VERSION,
                              "print_id": rec.print_id, "printer": rec.printer, "file": rec.file,
-                             "start_time": rec.start_time, "stats": rec.stats,
+                             "start_time": rec.start_time, **stats_fields(before),
                              "params": rec.params}) + "\n")
         for frame in rec.frames:
             if frame.resumed_at is not None:
@@ -571,7 +661,13 @@ def write_recording(path: str | os.PathLike[str], rec: Recording) -> Path:
             line: dict[str, Any] = {"t": frame.t, "p": frame.p}
             if frame.level is not None:
                 line["level"] = frame.level
+            if frame.fire is not None:
+                line["fire"] = frame.fire
             if frame.stats is not None:
                 line["stats"] = frame.stats
+            if frame.camera:
+                line["camera"] = frame.camera
+                if frame.seen is not None:
+                    line["seen"] = frame.seen
             handle.write(_dumps(line) + "\n")
     return file

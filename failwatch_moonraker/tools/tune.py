@@ -12,6 +12,12 @@ the tests hold the two to that.
 
 Only pauses count (the failure level firing the on_failure actions), with
 safe_frames and resume_cooldown honoured as in the daemon.
+
+Several cameras: each camera keeps its own statistics, so each camera of each
+print is a row of its own; the printer's level is the worst camera's, so a
+print is paused at the first frame any of its cameras fails on (the actions
+run once per print). A user resume is the printer's: it holds back every
+camera's pause.
 """
 
 from __future__ import annotations
@@ -214,14 +220,19 @@ def expand_grid(grid: Mapping[str, Sequence[Any]], base: DetectionConfig,
 # ---------------------------------------------------------------------------
 
 
-def first_pause_plain(rec: Recording, settings: DetectionConfig) -> int:
-    """Index of the frame whose decision pauses the print, or -1, via WatchSession."""
-    session = start_session(rec, session_params(settings))
+def first_pause_plain(rec: Recording, settings: DetectionConfig,
+                      camera: str | None = None) -> int:
+    """Index (in ``rec.frames``) of the frame whose decision pauses the print, or -1,
+    via WatchSession; ``camera``: that camera's frames alone."""
+    names = rec.camera_names() if camera is None else [camera]
+    session = start_session(rec, session_params(settings), names)
     for index, frame in enumerate(rec.frames):
         if frame.resumed_at is not None:
             session.on_print_state("paused", frame.resumed_at)
             session.on_print_state("printing", frame.resumed_at)
-        outcome = session.on_frame(frame.p, frame.t)
+        if camera is not None and frame.camera != camera:
+            continue
+        outcome = session.on_frame(frame.p, frame.t, frame.camera)
         if outcome is not None and outcome.fire is Level.FAILURE:
             return index
     return -1
@@ -240,9 +251,10 @@ def first_pauses_plain(recs: Sequence[Recording], sets: Sequence[DetectionConfig
 
 @dataclass
 class Batch:
-    """Prints as padded (prints, frames) arrays, with their starting statistics."""
+    """Each camera of each print as a row of padded (rows, frames) arrays, with its
+    starting statistics; the rows of one print are contiguous, in its camera order."""
 
-    p: Floats  # scores, 0 past a print's end
+    p: Floats  # scores, 0 past a row's end
     valid: Bools  # a real frame
     since_resume: Floats  # t - the last user resume before the frame (NaN: none)
     n0: Ints  # prediction_num before the first frame
@@ -250,10 +262,18 @@ class Batch:
     ewm0: Floats
     short0: Floats
     long0: Floats
+    at: Ints  # (rows, frames): the frame's index in its recording's frames (-1: padding)
+    print_of: Ints  # (rows,): the print of the row
+    cameras: list[str]  # (rows,): the camera of the row
+    prints: int
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(rows, frames)."""
         return self.p.shape[0], self.p.shape[1]
+
+    def rows_of(self, print_index: int) -> list[int]:
+        return [r for r in range(len(self.cameras)) if int(self.print_of[r]) == print_index]
 
 
 def _stat(stats: Mapping[str, Any], key: str, kind: type) -> Any:
@@ -263,21 +283,33 @@ def _stat(stats: Mapping[str, Any], key: str, kind: type) -> Any:
 
 
 def make_batch(recs: Sequence[Recording]) -> Batch:
-    count = max((len(r.frames) for r in recs), default=0)
-    shape = (len(recs), count)
+    rows: list[tuple[int, str, list[int]]] = []  # (print, camera, frame indices)
+    for i, rec in enumerate(recs):
+        names = rec.camera_names()
+        own: dict[str, list[int]] = {name: [] for name in names}
+        for j, frame in enumerate(rec.frames):
+            own.setdefault(frame.camera, []).append(j)
+        rows.extend((i, name, indices) for name, indices in own.items())
+    count = max((len(indices) for _, _, indices in rows), default=0)
+    shape = (len(rows), count)
     p = np.zeros(shape)
     valid = np.zeros(shape, dtype=bool)
     since = np.full(shape, np.nan)
-    for i, rec in enumerate(recs):
-        k = len(rec.frames)
-        p[i, :k] = [f.p for f in rec.frames]
-        valid[i, :k] = True
+    at = np.full(shape, -1, dtype=np.int64)
+    for r, (i, _, indices) in enumerate(rows):
+        frames = recs[i].frames
+        since_print = []
         resumed = math.nan
-        for j, frame in enumerate(rec.frames):
+        for frame in frames:  # a resume is the printer's: it counts for every camera
             if frame.resumed_at is not None:
                 resumed = frame.resumed_at
-            since[i, j] = frame.t - resumed  # the session's `now - resumed_at`
-    stats = [r.stats for r in recs]
+            since_print.append(frame.t - resumed)  # the session's `now - resumed_at`
+        k = len(indices)
+        p[r, :k] = [frames[j].p for j in indices]
+        valid[r, :k] = True
+        since[r, :k] = [since_print[j] for j in indices]
+        at[r, :k] = indices
+    stats = [recs[i].start_stats(name) for i, name, _ in rows]
     return Batch(
         p=p, valid=valid, since_resume=since,
         n0=np.array([_stat(s, "prediction_num", int) for s in stats], dtype=np.int64),
@@ -286,6 +318,8 @@ def make_batch(recs: Sequence[Recording]) -> Batch:
         ewm0=np.array([_stat(s, "ewm_mean", float) for s in stats]),
         short0=np.array([_stat(s, "rolling_mean_short", float) for s in stats]),
         long0=np.array([_stat(s, "rolling_mean_long", float) for s in stats]),
+        at=at, print_of=np.array([i for i, _, _ in rows], dtype=np.int64),
+        cameras=[name for _, name, _ in rows], prints=len(recs),
     )
 
 
@@ -317,8 +351,23 @@ def _means(batch: Batch, windows: Sequence[int], start: Floats, n0: Ints) -> Flo
 
 
 def first_pauses(batch: Batch, sets: Sequence[DetectionConfig]) -> Ints:
-    """(settings, prints) index of the first pausing frame, -1 for none; vectorised."""
-    prints, frames = batch.shape
+    """(settings, prints) index of the first pausing frame, -1 for none; vectorised.
+
+    A print pauses at the first frame any of its cameras fails on.
+    """
+    if not sets or not batch.prints:
+        return np.full((len(sets), batch.prints), -1, dtype=np.int64)
+    rows = first_pauses_by_camera(batch, sets)
+    never = np.iinfo(np.int64).max
+    starts = np.searchsorted(batch.print_of, np.arange(batch.prints))  # rows are by print
+    earliest = np.minimum.reduceat(np.where(rows < 0, never, rows), starts, axis=1)
+    return np.where(earliest == never, -1, earliest)
+
+
+def first_pauses_by_camera(batch: Batch, sets: Sequence[DetectionConfig]) -> Ints:
+    """(settings, rows): per camera of each print, the index (in the recording's frames)
+    of the first frame that camera alone would pause on, -1 for none."""
+    prints, frames = batch.shape  # rows: one per camera of each print
     result = np.full((len(sets), prints), -1, dtype=np.int64)
     if not sets or not frames:
         return result
@@ -353,7 +402,8 @@ def first_pauses(batch: Batch, sets: Sequence[DetectionConfig]) -> Ints:
             fail &= ~(batch.since_resume < column("resume_cooldown"))
             fail &= batch.valid
             hit = fail.any(axis=2)
-            result[idx] = np.where(hit, fail.argmax(axis=2), -1)
+            local = fail.argmax(axis=2)  # (settings, rows): the row's own frame number
+            result[idx] = np.where(hit, batch.at[np.arange(prints)[None, :], local], -1)
     return result
 
 
@@ -417,6 +467,15 @@ def score(labels: Sequence[Labelled], sets: Sequence[DetectionConfig], pauses: I
     return scores
 
 
+def camera_pauses(batch: Batch, settings: DetectionConfig) -> list[list[tuple[str, int]]]:
+    """Per print, each camera and the frame it alone would pause on (-1: never)."""
+    rows = first_pauses_by_camera(batch, [settings])[0].tolist()
+    found: list[list[tuple[str, int]]] = [[] for _ in range(batch.prints)]
+    for r, index in enumerate(rows):
+        found[int(batch.print_of[r])].append((batch.cameras[r], index))
+    return found
+
+
 def rank(scores: list[Score]) -> list[Score]:
     """No false pause first, then most failures caught in time, then the shortest delays."""
     return sorted(scores, key=Score.key)
@@ -441,7 +500,10 @@ def snippet(settings: DetectionConfig, keys: Sequence[str]) -> str:
 
 def print_report(labels: Sequence[Labelled], ranked: Sequence[Score], baseline: Score,
                  keys: Sequence[str], max_delay: float, out: TextIO, *, top: int = 10,
-                 header: str = "") -> None:
+                 header: str = "",
+                 cameras: Sequence[Sequence[tuple[str, int]]] | None = None) -> None:
+    """``cameras``: per print, what each camera alone does with the best settings
+    (:func:`camera_pauses`); shown for the prints with several cameras."""
     if header:
         print(header, file=out)
     widths = {k: max(len(k), 6) for k in keys}
@@ -463,7 +525,7 @@ def print_report(labels: Sequence[Labelled], ranked: Sequence[Score], baseline: 
     print(row("now", baseline) + "   <- your current settings", file=out)
     best = ranked[0]
     print("\nThe chosen settings on each print:", file=out)
-    for lab, index in zip(labels, best.pauses, strict=True):
+    for place, (lab, index) in enumerate(zip(labels, best.pauses, strict=True)):
         at = pause_time(lab, index)
         if lab.failure_at is None:
             verdict = "good print, never paused" if at is None else \
@@ -477,6 +539,15 @@ def print_report(labels: Sequence[Labelled], ranked: Sequence[Score], baseline: 
             else:
                 late = " (LATE: beyond --max-delay)" if at - lab.failure_at > max_delay else ""
                 verdict = f"{began}, paused at {at:.0f} s, {at - lab.failure_at:.0f} s later{late}"
+        several = len(lab.recording.camera_names()) > 1
+        if several and at is not None:
+            verdict += f" (camera {lab.recording.frames[index].camera})"
         print(f"  {lab.name}: {verdict}", file=out)
+        if several and cameras is not None:
+            alone = []
+            for name, own in cameras[place]:
+                when = pause_time(lab, own)
+                alone.append(f"{name} " + ("never" if when is None else f"at {when:.0f} s"))
+            print(f"    each camera alone would pause: {'; '.join(alone)}", file=out)
     print("\nPaste into failwatch.cfg (then restart failwatch):\n", file=out)
     print(snippet(best.settings, keys), file=out, end="")

@@ -80,6 +80,8 @@ async def test_header_then_one_line_per_frame(tmp_path: Path) -> None:
     assert frames[-1]["stats"] == session.stats.to_dict()
     assert frames[0]["detections"] == [[0.02, [10.0, 20.0, 30.0, 40.0]]]
     assert {f["level"] for f in frames} == {"ok"} and frames[0]["predictor"] == "test"
+    # the single unnamed camera: the layout of old recordings, no camera anywhere
+    assert "cameras" not in header and not any("camera" in f or "seen" in f for f in frames)
     rec = read_recording(tmp_path / "0001.jsonl")
     assert len(rec.frames) == 5 and rec.print_id == "0001" and rec.file == "cube.gcode"
 

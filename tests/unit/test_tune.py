@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,15 @@ from failwatch_moonraker.tools.replay import make_settings
 from failwatch_moonraker.tools.tune import (
     TuneError,
     expand_grid,
+    first_pause_plain,
     first_pauses,
+    first_pauses_by_camera,
     first_pauses_plain,
     load_grid,
     load_labels,
     make_batch,
 )
-from sim.recordings import failure_time, synthetic_print
+from sim.recordings import failure_time, synthetic_cameras, synthetic_print
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -73,6 +76,66 @@ def test_vectorised_equals_the_plain_loop_exactly() -> None:
     np.testing.assert_array_equal(fast, slow)
     # a meaningful comparison: pauses and non-pauses, at many different frames
     assert (fast == -1).any() and (fast >= 0).any() and len(np.unique(fast)) > 20
+
+
+def two_camera_prints() -> list[Recording]:
+    """Two cameras each, their own baselines: a failure one camera sees, then the other;
+    a resume on the other camera's frame; one camera's figures from mid-print; and a
+    single-camera print among them."""
+    quiet = {"bursts": 3, "burst_level": 0.8}
+    prints = [
+        synthetic_cameras(40, 150, {"front": quiet, "side": {"failure_frame": 80,
+                                                             "level": 1.0}}),
+        synthetic_cameras(41, 120, {"front": {"failure_frame": 50, "level": 0.7},
+                                    "side": {"failure_frame": 90, "level": 1.5,
+                                             "long_mean": 0.01, "lifetime": 40}}),
+        synthetic_cameras(42, 130, {"front": quiet, "side": quiet}),
+        synthetic_cameras(43, 110, {"top": {"lifetime": 0, "long_mean": 0.0},
+                                    "front": quiet, "side": {"failure_frame": 60,
+                                                             "level": 1.2}}),
+        synthetic_print(44, 100, failure_frame=70, level=1.1),
+    ]
+    resumed = prints[0]
+    side = [i for i, f in enumerate(resumed.frames) if f.camera == "side"]
+    at = side[85] - 1  # front's frame just before side's 86th: the resume is the printer's
+    assert resumed.frames[at].camera == "front"
+    resumed.frames[at].resumed_at = resumed.frames[at].t - 2.0
+    prints[1].cameras["front"].update(prediction_num=40, ewm_mean=0.05, rolling_mean_short=0.04)
+    return prints
+
+
+def test_vectorised_equals_the_plain_loop_with_two_cameras() -> None:
+    grid = {
+        "sensitivity": [0.8, 1.6],
+        "ewm_span": [4, 12],
+        "short_window": [5, 310],
+        "long_window": [50, 7200],
+        "threshold_low": [0.2, 0.38],
+        "threshold_high": [0.5, 0.78],
+        "short_multiple": [2.0, 3.8],
+        "escalating_factor": [1.0, 1.75],
+        "safe_frames": [0, 30],
+        "resume_cooldown": [0, 600],
+    }
+    sets, _ = expand_grid(grid, make_settings({}, {}))
+    sets = sets[::4]
+    prints = two_camera_prints()
+    batch = make_batch(prints)
+    assert batch.cameras == ["front", "side", "front", "side", "front", "side", "top", "front",
+                             "side", ""]
+    fast = first_pauses(batch, sets)
+    np.testing.assert_array_equal(fast, first_pauses_plain(prints, sets))
+    assert (fast == -1).any() and (fast >= 0).any() and len(np.unique(fast)) > 20
+    # per camera too: each camera alone, as replay --camera runs it
+    rows = first_pauses_by_camera(batch, sets)
+    alone = np.array([[first_pause_plain(prints[int(batch.print_of[r])], s, batch.cameras[r])
+                       for r in range(len(batch.cameras))] for s in sets])
+    np.testing.assert_array_equal(rows, alone)
+    # the printer pauses at the first frame any camera fails on, and it was that camera's
+    for s, row in enumerate(fast):
+        for i, index in enumerate(row):
+            own = [int(rows[s, r]) for r in batch.rows_of(i) if rows[s, r] >= 0]
+            assert index == (min(own) if own else -1)
 
 
 def test_vectorised_equals_the_plain_loop_on_the_default_grid() -> None:
@@ -161,3 +224,31 @@ def test_grid_files_are_checked(tmp_path: Path) -> None:
     sets, skipped = expand_grid({"threshold_low": [0.3, 0.9], "threshold_high": [0.5, 1.0]},
                                 make_settings({}, {}))
     assert len(sets) == 3 and skipped == 1
+
+
+def test_tune_with_two_cameras_counts_a_failure_only_one_camera_sees(tmp_path: Path) -> None:
+    lines = []
+    for i in range(6):
+        failing = i % 2 == 0
+        quiet = {"bursts": 3, "burst_level": 1.4, "long_mean": 0.03 + 0.01 * i}
+        side = {"failure_frame": 300, "level": 1.2 + 0.1 * i} if failing else quiet
+        rec = synthetic_cameras(300 + i, 400, {"front": quiet, "side": side},
+                                name=f"two-{i}")
+        write_recording(tmp_path / f"t{i}.jsonl", rec)
+        began = rec.frames_of("side")[300].t - rec.start_time
+        lines.append(f"t{i}.jsonl: {began if failing else 'good'}")
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("\n".join(lines) + "\n")
+    code, out, err = run_cli("tune", str(labels), "--top", "3")
+    assert code == 0, err
+    assert "tune: 6 labelled prints (3 good, 3 failed), 4,800 frames" in out
+    assert "6 of the prints were watched by several cameras: each camera keeps its own " \
+        "statistics, and a print pauses when any camera fails" in out
+    best = next(line.split() for line in out.splitlines() if line.strip().startswith("1 "))
+    assert best[1:7] == ["0", "of", "6", "3", "of", "3"]
+    caught = re.search(r"t0.jsonl: failure began 3011 s, paused at (\d+) s, \d+ s later "
+                       r"\(camera side\)\n    each camera alone would pause: front never; "
+                       r"side at (\d+) s\n", out)
+    assert caught is not None and caught[1] == caught[2]
+    assert "  t1.jsonl: good print, never paused\n    each camera alone would pause: front " \
+        "never; side never\n" in out
