@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from failwatch_moonraker.camera.mask import format_mask
 from failwatch_moonraker.camera.snapshot import (
     Camera,
     CameraError,
@@ -91,7 +92,8 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
             camera: Camera | None = None
             for c in cameras_of(config):
                 what = f"camera {c.name}" if c.name else "camera"
-                one = Camera(http, c.timeout, c.max_size)
+                one = Camera(http, c.timeout, c.max_size, max_pixels=c.max_pixels,
+                             mask=c.mask)
                 one.source = daemon._configured_source(c)
                 if one.source is None:
                     cam = pick_webcam(webcams, c.webcam)
@@ -111,8 +113,9 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
                 except CameraError as exc:
                     report.fail(what, str(exc))
                     continue
+                masked = f", mask {format_mask(c.mask)} painted out" if c.mask else ""
                 report.ok(what, f"{len(got) // 1024} KiB JPEG{_dimensions(got)} "
-                          f"from {one.source.url}")
+                          f"from {one.source.url}{masked}")
                 if not jpeg:
                     jpeg, camera = got, one
             predictor = create_predictor(config.predictor, http, detection=config.detection,

@@ -22,6 +22,7 @@ import aiohttp
 
 from failwatch_moonraker import __version__
 from failwatch_moonraker.camera.annotate import SavedSnapshot, SnapshotStore
+from failwatch_moonraker.camera.mask import drop_masked, format_mask
 from failwatch_moonraker.camera.snapshot import (
     Camera,
     CameraError,
@@ -41,10 +42,10 @@ from failwatch_moonraker.core.session import (
     WatchSession,
     params_from_detection,
 )
-from failwatch_moonraker.core.stats import BadScore
 from failwatch_moonraker.notify import Event, Notifier
-from failwatch_moonraker.pipeline import CameraWatch, Scorer, predict_context
+from failwatch_moonraker.pipeline import CameraWatch, Judged, Pipeline, Scorer, predict_context
 from failwatch_moonraker.predictors import (
+    PredictContext,
     Prediction,
     Predictor,
     PredictorError,
@@ -153,10 +154,8 @@ class Daemon:
         self._pause_busy = ""
         self._heaters_off: asyncio.Task[Any] | None = None  # heaters_off_delay pending
         self._paused_seen = asyncio.Event()  # print_stats says paused
-        self.watches: list[CameraWatch] = []  # one per camera, made in run()
-        self.scorer: Scorer | None = None
+        self.pipeline: Pipeline | None = None  # the cameras and the predictor, made in run()
         self.frames = 0
-        self.lateness: list[float] = []
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -166,11 +165,24 @@ class Daemon:
         self._save_lock = asyncio.Lock()
         self.macros_available = False
         self.snapshots = SnapshotStore(config.snapshots.path, config.snapshots.max_count,
-                                       config.snapshots.max_size, config.snapshots.public_url)
+                                       config.snapshots.max_size, config.snapshots.public_url,
+                                       max_pixels=max(c.max_pixels for c in self.camera_configs))
         self.notifier: Notifier | None = None
         self.last_snapshot = ""
         self.last_frame_at: float | None = None
         self._last_status = 0.0
+
+    @property
+    def watches(self) -> list[CameraWatch]:
+        return self.pipeline.watches if self.pipeline is not None else []
+
+    @property
+    def scorer(self) -> Scorer | None:
+        return self.pipeline.scorer if self.pipeline is not None else None
+
+    @property
+    def lateness(self) -> list[float]:
+        return self.pipeline.lateness if self.pipeline is not None else []
 
     @property
     def several(self) -> bool:
@@ -196,16 +208,20 @@ class Daemon:
 
     def wire(self, http: aiohttp.ClientSession) -> None:
         """Cameras and predictor on ``http``; run() does it, benches call it themselves."""
-        self.watches = []
+        watches = []
         for cfg in self.camera_configs:
-            camera = Camera(http, cfg.timeout, cfg.max_size)
+            camera = Camera(http, cfg.timeout, cfg.max_size, max_pixels=cfg.max_pixels,
+                            mask=cfg.mask)
             camera.source = self._configured_source(cfg)
-            self.watches.append(CameraWatch(cfg, camera))
+            watches.append(CameraWatch(cfg, camera))
         predictor = create_predictor(self.config.predictor, http,
                                      detection=self.config.detection,
                                      printer_name=self.config.name)
-        self.scorer = Scorer(predictor, self.config.predictor.backend,
-                             self.config.detection.interval, self._say_error)
+        interval = self.config.detection.interval
+        scorer = Scorer(predictor, self.config.predictor.backend, interval, self._say_error)
+        self.pipeline = Pipeline(watches, scorer, self.session, interval,
+                                 can_watch=self.can_watch, context=self._context,
+                                 on_judged=self._judged, clock=self.clock, wake=self._wake)
 
     def _params(self) -> SessionParams:
         """The config's parameters with the user's changes from the printer on top."""
@@ -246,7 +262,8 @@ class Daemon:
                 log.info("cameras: %s, each with its own statistics",
                          ", ".join(c.name for c in self.camera_configs))
             client_task = asyncio.create_task(self.client.run(), name="moonraker")
-            watch_task = asyncio.create_task(self._watch_loop(), name="watch")
+            assert self.pipeline is not None
+            watch_task = asyncio.create_task(self.pipeline.run(), name="watch")
             try:
                 await self._stop.wait()
             finally:
@@ -452,10 +469,8 @@ class Daemon:
             return
         self._spawn(predictor_hook(self.predictor, "print_started"), "print-started")
         if self.session.begin_print(job_id):
-            for watch in self.watches:  # a new print: faults count afresh, quick retries
-                watch.new_print()
-            if self.scorer is not None:
-                self.scorer.new_print()
+            if self.pipeline is not None:  # faults count afresh, with quick retries
+                self.pipeline.new_print()
             log.info("watching print %s (job %s)", filename or "?", job_id)
             self._post_status(force=True)
         elif self.session.ignored:
@@ -515,91 +530,24 @@ class Daemon:
         return (self.settings.enabled and self.klippy_ready and self.print_verified
                 and self.session.watching)
 
-    async def _watch_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        interval = self.config.detection.interval
-        next_at: float | None = None
-        while True:
-            if not self.can_watch():
-                next_at = None
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            now = loop.time()
-            if next_at is None:
-                next_at = now
-            if next_at > now:
-                self._wake.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), next_at - now)
-                continue
-            self.lateness.append(now - next_at)
-            if len(self.lateness) > 1000:
-                del self.lateness[:500]
-            try:
-                backoff = await self.frame()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug must not end the watch: skip the frame, go on
-                log.exception("watch: unexpected error in a frame; frame skipped, print not "
-                              "touched, watching goes on")
-                backoff = interval
-            now = loop.time()
-            next_at += interval
-            if backoff > interval:
-                next_at = now + backoff
-            elif next_at < now:
-                next_at = now  # a slow frame: skip the missed slots, do not burst
-
     async def frame(self) -> float:
-        """Take, score and judge one frame per camera; returns the backoff to apply, or 0.
+        """One frame per camera (benches drive it by hand); returns the backoff."""
+        assert self.pipeline is not None
+        return await self.pipeline.frame()
 
-        The cameras' snapshots are taken together; the predictor answers one frame at a
-        time. A camera that failed waits out its own backoff while the others go on.
-        """
-        assert self.scorer is not None
-        loop = asyncio.get_running_loop()
-        interval = self.config.detection.interval
-        now = loop.time()
-        due = [w for w in self.watches if w.retry_at <= now]
-        if due:
-            frames = await asyncio.gather(*(w.take(now, interval) for w in due))
-            for watch, jpeg in zip(due, frames, strict=True):
-                print_id = self.session.print_id
-                if jpeg is None:
-                    continue
-                if not self.can_watch() or print_id is None:
-                    return 0.0
-                context = predict_context(self.config.name, self.session.print_state,
-                                          self.status, watch.source) \
-                    if self.scorer.needs_context else None
-                prediction = await self.scorer.score(jpeg, watch.print_id(print_id), context)
-                if prediction is None:
-                    if self.scorer.backoff:  # the predictor's trouble holds every camera
-                        return self.scorer.backoff
-                    continue
-                await self._judge(watch, jpeg, prediction, print_id)
-        waits = [w.retry_at - loop.time() for w in self.watches]
-        return max(0.0, min(waits))  # > 0 only while every camera is backing off
+    def _context(self, watch: CameraWatch) -> PredictContext | None:
+        if self.scorer is None or not self.scorer.needs_context:
+            return None
+        return predict_context(self.config.name, self.session.print_state, self.status,
+                               watch.source)
 
-    async def _judge(self, watch: CameraWatch, jpeg: bytes, prediction: Prediction,
-                     print_id: str) -> None:
-        """Fold one camera's score into its statistics and act on the printer's verdict."""
-        if not self.can_watch() or self.session.print_id != print_id:
-            log.debug("frame dropped: the print is no longer running")
-            return
-        now = self.clock()
-        try:
-            outcome = self.session.on_frame(prediction.p, now, watch.name)
-        except BadScore as exc:  # the answers gate should have caught it: never counted
-            log.warning("predictor: %s; frame skipped and not counted, print not touched", exc)
-            return
-        if outcome is None:
-            return
+    async def _judged(self, judged: Judged) -> None:
+        """A camera's frame counted: record it, say it, act on the printer's verdict."""
+        outcome, prediction, jpeg = judged.outcome, judged.prediction, judged.jpeg
         self.frames += 1
-        self.last_frame_at = now
+        self.last_frame_at = self.clock()
         if self.recorder is not None:  # queues only; the writing happens in a thread
-            self.recorder.frame(now, prediction, outcome, self.session,
+            self.recorder.frame(self.last_frame_at, prediction, outcome, self.session,
                                 self.scorer.predictor.name if self.scorer else "", jpeg,
                                 self.status.get("print_stats", {}))
         self._log_frame(outcome, prediction)
@@ -732,8 +680,9 @@ class Daemon:
         seen = f"camera {camera}  " if self.several and camera else ""
         caption = f"failwatch {level}: {seen}p={prediction.p:.2f}  {summary}"
         name = f"{level}-{self.session.print_id or 'test'}" + (f"-{camera}" if camera else "")
+        mask = next((w.mask for w in self.watches if w.name == camera), ())
         saved = await asyncio.to_thread(self.snapshots.save, jpeg, prediction.detections,
-                                        caption, name)
+                                        caption, name, mask=mask)
         if saved is not None:
             self.last_snapshot = str(saved.path)
         return saved
@@ -909,7 +858,9 @@ class Daemon:
                     f"{s.summary()}")
         cameras = "; ".join(
             (f"camera {w.name} " if w.name else "camera ") +
-            (w.source.url if w.source else "not found") for w in self.watches) or "no camera"
+            (w.source.url if w.source else "not found") +
+            (f" (mask {format_mask(w.mask)})" if w.mask else "")
+            for w in self.watches) or "no camera"
         engine = engine_summary(self.predictor)
         return f"{head}, {what}; {sens}; {cameras}" + (f"; engine {engine}" if engine else "")
 
@@ -926,24 +877,29 @@ class Daemon:
         assert self.scorer is not None
         head = f"test: camera {watch.name}: " if self.several else "test: "
         try:
-            jpeg = await watch.camera.snapshot()
+            frame = await watch.camera.frame()
         except CameraError as exc:
             return f"{head}no snapshot: {exc}"
-        context = predict_context(self.config.name, self.session.print_state, self.status,
-                                  watch.source) if self.scorer.needs_context else None
+        jpeg = frame.jpeg
+        context = self._context(watch)
         try:
             if context is None:
-                prediction = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID)
+                answer = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID)
             else:
-                prediction = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID,
-                                                                 context=context)
+                answer = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID,
+                                                             context=context)
         except PredictorError as exc:
             return (f"{head}snapshot OK ({len(jpeg) // 1024} KiB) but the predictor failed: "
                     f"{exc}")
+        prediction = drop_masked(answer, watch.mask, frame.size)
+        dropped = len(answer.detections) - len(prediction.detections)
+        masked = (f", masked {format_mask(watch.mask)}" +
+                  (f" ({dropped} detection(s) in it dropped)" if dropped else "")) \
+            if watch.mask else ""
         saved = await self._save_snapshot(jpeg, prediction, "test", watch.name)
         link = f"; snapshot: {saved.link}" if saved else ""
         return (f"{head}p={prediction.p:.3f} with {len(prediction.detections)} detection(s) "
-                f"from a {len(jpeg) // 1024} KiB snapshot{link}")
+                f"from a {len(jpeg) // 1024} KiB snapshot{masked}{link}")
 
     async def _delayed_heaters(self, actions: list[str], resume_count: int) -> None:
         await asyncio.sleep(self.config.actions.heaters_off_delay)

@@ -1,22 +1,28 @@
-"""The frame pipeline of one printer: each camera's snapshot, the predictor, the verdict.
+"""The frame pipeline of one printer: snapshot, mask, predictor, statistics, level.
 
-A :class:`CameraWatch` per camera takes its frames and keeps its own faults
-and backoff, so a dead camera is a fault of that camera only. The
+A :class:`CameraWatch` per camera runs its frames through it and keeps its
+own faults and backoff, so a dead camera is a fault of that camera only. The
 :class:`Scorer` puts the printer's predictor behind the error taxonomy: a bad
 answer skips the frame, a fault backs off, refused credentials are said once.
-Neither decides anything: the verdict is the pure core's
-(:class:`~failwatch_moonraker.core.session.WatchSession`), and the actions are
-the daemon's.
+:class:`Pipeline` keeps the schedule. None of them decides anything: the
+verdict is the pure core's (:class:`~failwatch_moonraker.core.session.WatchSession`),
+and the actions are the daemon's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from failwatch_moonraker.camera.snapshot import Camera, CameraError, CameraSource
+from failwatch_moonraker.camera.mask import Rect, drop_masked
+from failwatch_moonraker.camera.snapshot import Camera, CameraError, CameraSource, Frame
 from failwatch_moonraker.config import CameraConfig
+from failwatch_moonraker.core.session import FrameOutcome, WatchSession
+from failwatch_moonraker.core.stats import BadScore
 from failwatch_moonraker.faults import FaultTracker
 from failwatch_moonraker.predictors import (
     AuthError,
@@ -34,8 +40,22 @@ AUTH_BACKOFF = 300.0
 RATE_LIMIT_DEFAULT = 60.0
 
 
+@dataclass(frozen=True)
+class Judged:
+    """One camera's frame, scored and folded into its statistics."""
+
+    watch: CameraWatch
+    jpeg: bytes  # as the predictor saw it: oriented, the mask painted out
+    prediction: Prediction  # detections centred in the mask dropped
+    outcome: FrameOutcome
+
+
 class CameraWatch:
-    """One camera of the printer: where its frames come from, its faults, its backoff."""
+    """One camera's frame pipeline: snapshot, mask, predictor, its own statistics.
+
+    It keeps its own faults and backoff, so a dead camera is a fault of that
+    camera only; the predictor (:class:`Scorer`) is the printer's, shared.
+    """
 
     def __init__(self, config: CameraConfig, camera: Camera) -> None:
         self.config = config
@@ -48,25 +68,42 @@ class CameraWatch:
     def source(self) -> CameraSource | None:
         return self.camera.source
 
-    def label(self, several: bool) -> str:
-        """How messages name it: nothing for a printer's only camera."""
-        return f"camera {self.name}" if several and self.name else ""
+    @property
+    def mask(self) -> tuple[Rect, ...]:
+        return self.camera.mask
 
     def print_id(self, print_id: str) -> str:
         """The id the predictor files this camera's frames under (Obico keeps its own
         statistics per id, and a camera's baseline is its own)."""
         return f"{print_id}-{self.name}" if self.name else print_id
 
-    async def take(self, now: float, interval: float) -> bytes | None:
+    async def take(self, now: float, interval: float) -> Frame | None:
         """A frame, or None after a fault (logged; the camera waits before the next try)."""
         try:
-            jpeg = await self.camera.snapshot()
+            frame = await self.camera.frame()
         except CameraError as exc:
             self.retry_at = now + self.fault.failed(str(exc), interval)
             return None
         self.fault.ok()
         self.retry_at = 0.0
-        return jpeg
+        return frame
+
+    async def score(self, frame: Frame, scorer: Scorer, print_id: str,
+                    context: PredictContext | None) -> Prediction | None:
+        """The predictor's answer for this camera's frame, the masked boxes dropped."""
+        prediction = await scorer.score(frame.jpeg, self.print_id(print_id), context)
+        if prediction is None:
+            return None
+        return drop_masked(prediction, self.mask, frame.size)
+
+    def judge(self, session: WatchSession, prediction: Prediction,
+              now: float) -> FrameOutcome | None:
+        """Fold the score into this camera's statistics; None if it does not count."""
+        try:
+            return session.on_frame(prediction.p, now, self.name)
+        except BadScore as exc:  # the answers gate should have caught it: never counted
+            log.warning("predictor: %s; frame skipped and not counted, print not touched", exc)
+            return None
 
     def new_print(self) -> None:
         self.fault.reset()
@@ -156,3 +193,102 @@ class Scorer:
 
     def new_print(self) -> None:
         self.fault.reset()
+
+
+class Pipeline:
+    """The printer's frames: every ``interval``, each camera's frame through its pipeline.
+
+    The daemon says when watching is allowed (``can_watch``), what backends that
+    want it get with a frame (``context``) and what happens with a judged frame
+    (``on_judged``: records, messages, actions). The loop never ends on an error:
+    anything unexpected in a frame is logged with its traceback and the frame skipped.
+    """
+
+    def __init__(self, watches: list[CameraWatch], scorer: Scorer, session: WatchSession,
+                 interval: float, *, can_watch: Callable[[], bool],
+                 context: Callable[[CameraWatch], PredictContext | None],
+                 on_judged: Callable[[Judged], Awaitable[None]],
+                 clock: Callable[[], float], wake: asyncio.Event | None = None) -> None:
+        self.watches = watches
+        self.scorer = scorer
+        self.session = session
+        self.interval = interval
+        self._can_watch = can_watch
+        self._context = context
+        self._on_judged = on_judged
+        self._clock = clock
+        self.wake = wake if wake is not None else asyncio.Event()  # set: look again now
+        self.lateness: list[float] = []  # seconds each frame started behind schedule
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at: float | None = None
+        while True:
+            if not self._can_watch():
+                next_at = None
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            now = loop.time()
+            if next_at is None:
+                next_at = now
+            if next_at > now:
+                self.wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), next_at - now)
+                continue
+            self.lateness.append(now - next_at)
+            if len(self.lateness) > 1000:
+                del self.lateness[:500]
+            try:
+                backoff = await self.frame()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not end the watch: skip the frame, go on
+                log.exception("watch: unexpected error in a frame; frame skipped, print not "
+                              "touched, watching goes on")
+                backoff = self.interval
+            now = loop.time()
+            next_at += self.interval
+            if backoff > self.interval:
+                next_at = now + backoff
+            elif next_at < now:
+                next_at = now  # a slow frame: skip the missed slots, do not burst
+
+    async def frame(self) -> float:
+        """One frame per camera; returns the backoff to apply, or 0.
+
+        The cameras' snapshots are taken together; the predictor answers one frame at
+        a time. A camera that failed waits out its own backoff while the others go on.
+        """
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = [w for w in self.watches if w.retry_at <= now]
+        if due:
+            frames = await asyncio.gather(*(w.take(now, self.interval) for w in due))
+            for watch, frame in zip(due, frames, strict=True):
+                print_id = self.session.print_id
+                if frame is None:
+                    continue
+                if not self._can_watch() or print_id is None:
+                    return 0.0
+                prediction = await watch.score(frame, self.scorer, print_id,
+                                               self._context(watch))
+                if prediction is None:
+                    if self.scorer.backoff:  # the predictor's trouble holds every camera
+                        return self.scorer.backoff
+                    continue
+                if not self._can_watch() or self.session.print_id != print_id:
+                    log.debug("frame dropped: the print is no longer running")
+                    return 0.0
+                outcome = watch.judge(self.session, prediction, self._clock())
+                if outcome is not None:
+                    await self._on_judged(Judged(watch, frame.jpeg, prediction, outcome))
+        waits = [w.retry_at - loop.time() for w in self.watches]
+        return max(0.0, min(waits))  # > 0 only while every camera is backing off
+
+    def new_print(self) -> None:
+        """A new print: faults count afresh, with quick first retries."""
+        for watch in self.watches:
+            watch.new_print()
+        self.scorer.new_print()
