@@ -21,11 +21,9 @@ from typing import Any
 import aiohttp
 
 from failwatch_moonraker import __version__
-from failwatch_moonraker.camera.annotate import SavedSnapshot, SnapshotStore
-from failwatch_moonraker.camera.mask import drop_masked, format_mask
+from failwatch_moonraker.camera.annotate import SnapshotStore
 from failwatch_moonraker.camera.snapshot import (
     Camera,
-    CameraError,
     CameraSource,
     pick_webcam,
     resolve_url,
@@ -42,33 +40,25 @@ from failwatch_moonraker.core.session import (
     WatchSession,
     params_from_detection,
 )
-from failwatch_moonraker.notify import Event, Notifier
+from failwatch_moonraker.notify import Notifier
 from failwatch_moonraker.pipeline import CameraWatch, Judged, Pipeline, Scorer, predict_context
 from failwatch_moonraker.predictors import (
     PredictContext,
     Prediction,
     Predictor,
-    PredictorError,
     create_predictor,
-    engine_summary,
     predictor_hook,
     start_predictor,
 )
 from failwatch_moonraker.printer.actions import (
-    HEATER_ACTIONS,
     ActionRunner,
-    describe,
-    failure_dialog,
     respond_script,
-    split_delayed,
 )
+from failwatch_moonraker.printer.commands import MacroCommands
 from failwatch_moonraker.printer.control import (
     REMOTE_METHOD,
     STATE_MACRO,
-    Command,
-    CommandError,
     Settings,
-    parse_command,
 )
 from failwatch_moonraker.printer.moonraker import (
     MoonrakerClient,
@@ -76,6 +66,7 @@ from failwatch_moonraker.printer.moonraker import (
     console_via_unix_socket,
 )
 from failwatch_moonraker.printer.paused import PausedPrint
+from failwatch_moonraker.printer.response import FailureResponse
 from failwatch_moonraker.secrets import register as register_secrets
 from failwatch_moonraker.secrets import secret_values
 from failwatch_moonraker.store import StateStore, state_problems
@@ -88,7 +79,6 @@ SAVE_EVERY = 5.0
 STATUS_EVERY = 60.0
 TIMELAPSE_MACRO = "gcode_macro TIMELAPSE_TAKE_FRAME"
 DB_NAMESPACE = "failwatch"
-TEST_PRINT_ID = "failwatch-test"
 
 
 def session_params(config: Config) -> SessionParams:
@@ -129,7 +119,7 @@ class Daemon:
         damaged = state_problems(saved)
         self.camera_configs = cameras_of(config)
         self.session = WatchSession.from_dict(
-            self._params(), raw_session if isinstance(raw_session, dict) else {}, damaged,
+            self.params(), raw_session if isinstance(raw_session, dict) else {}, damaged,
             cameras=[c.name for c in self.camera_configs])
         if damaged:  # reset to valid values; the file as it was is kept aside
             self.store.keep_damaged(damaged)
@@ -147,16 +137,15 @@ class Daemon:
             on_disconnect=self._on_disconnect,
             on_auth_failure=self._on_auth_failure,
         )
+        self.response = FailureResponse(self)
         self.actions = ActionRunner(self.client, config.actions.failure_gcode,
-                                    on_pause_queued=self._pause_queued,
-                                    wait_paused=self._wait_paused)
+                                    on_pause_queued=self.response.pause_queued,
+                                    wait_paused=self.response.wait_paused)
         self.paused_print = PausedPrint.from_dict(self.actions, saved.get("pause"))
-        self._pause_busy = ""
-        self._heaters_off: asyncio.Task[Any] | None = None  # heaters_off_delay pending
-        self._paused_seen = asyncio.Event()  # print_stats says paused
+        self.commands = MacroCommands(self)
         self.pipeline: Pipeline | None = None  # the cameras and the predictor, made in run()
         self.frames = 0
-        self._wake = asyncio.Event()
+        self.wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._klippy_poller: asyncio.Task[None] | None = None
@@ -220,10 +209,10 @@ class Daemon:
         interval = self.config.detection.interval
         scorer = Scorer(predictor, self.config.predictor.backend, interval, self._say_error)
         self.pipeline = Pipeline(watches, scorer, self.session, interval,
-                                 can_watch=self.can_watch, context=self._context,
-                                 on_judged=self._judged, clock=self.clock, wake=self._wake)
+                                 can_watch=self.can_watch, context=self.context,
+                                 on_judged=self._judged, clock=self.clock, wake=self.wake)
 
-    def _params(self) -> SessionParams:
+    def params(self) -> SessionParams:
         """The config's parameters with the user's changes from the printer on top."""
         params = session_params(self.config)
         if self.settings.sensitivity is not None:
@@ -282,7 +271,7 @@ class Daemon:
     def stop(self) -> None:
         self._stop.set()
 
-    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -317,7 +306,7 @@ class Daemon:
     def _klippy_lost(self) -> None:
         self.klippy_ready = False
         self.print_verified = False
-        self._wake.set()
+        self.wake.set()
 
     def _start_klippy_poller(self) -> None:
         if self._klippy_poller is None or self._klippy_poller.done():
@@ -379,16 +368,16 @@ class Daemon:
                         "pause_resume" in params[0]:
                     self._apply_status()
         elif method == "notify_klippy_ready":
-            self._spawn(self._subscribe_quietly(), "subscribe")
+            self.spawn(self._subscribe_quietly(), "subscribe")
         elif method in ("notify_klippy_disconnected", "notify_klippy_shutdown"):
             log.warning("moonraker: Klippy %s; watching pauses until it is ready",
                         "disconnected" if method.endswith("disconnected") else "shut down")
             self._klippy_lost()
             self._start_klippy_poller()
         elif method == REMOTE_METHOD:
-            self._spawn(self._on_command(params), "command")
+            self.spawn(self.commands.handle(params), "command")
         elif method == "notify_webcams_changed" and self._discovered():
-            self._spawn(self._discover_camera(), "webcams")
+            self.spawn(self._discover_camera(), "webcams")
 
     async def _subscribe_quietly(self) -> None:
         try:
@@ -406,30 +395,30 @@ class Daemon:
         previous = self.session.print_state
         event = self.session.on_print_state(state, self.clock(), parked=parked)
         if state == "paused" or self.status.get("pause_resume", {}).get("is_paused") is True:
-            self._paused_seen.set()
+            self.response.paused_seen.set()
         if (previous in ("paused", "unknown") and state == "printing") or \
                 state not in ACTIVE_STATES:
             # resumed or ended, from any button: undo the dialog and the idle timeout
             undo = self.paused_print.leave("resumed" if state == "printing" else state)
             if undo is not None:
-                self._spawn(undo, "left-pause")
-                self._spawn(self.save(force=True), "save")
+                self.spawn(undo, "left-pause")
+                self.spawn(self.save(force=True), "save")
         if event == "resumed":
             log.info("print resumed by the user; no automatic pause for %g s",
                      self.config.detection.resume_cooldown)
         elif event == "ended":
             log.info("print %s; statistics of this print reset", state)
-            self._spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
-            self._spawn(self.save(force=True), "save")
+            self.spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
+            self.spawn(self.save(force=True), "save")
             self._post_status(force=True)
         if state in ACTIVE_STATES and (not self.print_verified or
                                        (state == "printing" and previous != "printing")):
             self._resolve_print()
         elif state not in ACTIVE_STATES and self.session.print_id is not None:
             self.session.end_print()  # ended while failwatch was away
-            self._spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
-            self._spawn(self.save(force=True), "save")
-        self._wake.set()
+            self.spawn(predictor_hook(self.predictor, "print_ended"), "print-ended")
+            self.spawn(self.save(force=True), "save")
+        self.wake.set()
 
     def _resolve_print(self) -> None:
         self.print_verified = False
@@ -467,7 +456,7 @@ class Daemon:
             log.info("history: no job for %s; using %s as the print id", filename, job_id)
         if self.session.print_state not in ACTIVE_STATES:
             return
-        self._spawn(predictor_hook(self.predictor, "print_started"), "print-started")
+        self.spawn(predictor_hook(self.predictor, "print_started"), "print-started")
         if self.session.begin_print(job_id):
             if self.pipeline is not None:  # faults count afresh, with quick retries
                 self.pipeline.new_print()
@@ -480,7 +469,7 @@ class Daemon:
             log.info("watching print %s (job %s) again; its statistics carry on (frame %d)",
                      filename or "?", job_id, self.session.stats.prediction_num)
         self.print_verified = True
-        self._wake.set()
+        self.wake.set()
         await self.save(force=True)
 
     def _discovered(self) -> bool:
@@ -535,7 +524,7 @@ class Daemon:
         assert self.pipeline is not None
         return await self.pipeline.frame()
 
-    def _context(self, watch: CameraWatch) -> PredictContext | None:
+    def context(self, watch: CameraWatch) -> PredictContext | None:
         if self.scorer is None or not self.scorer.needs_context:
             return None
         return predict_context(self.config.name, self.session.print_state, self.status,
@@ -552,11 +541,11 @@ class Daemon:
                                 self.status.get("print_stats", {}))
         self._log_frame(outcome, prediction)
         if outcome.changed:
-            self._spawn(self._level_event(outcome), "level-event")
+            self.spawn(self._level_event(outcome), "level-event")
         if outcome.fire is not None:
             # In the background: a PAUSE queued behind Klipper's M109 must not stop the
             # frames (the session fires at most once per print, so nothing doubles).
-            self._spawn(self._fire(outcome, prediction, jpeg), "actions")
+            self.spawn(self.response.fire(outcome, prediction, jpeg), "actions")
             await self.save(force=True)
         else:
             await self.save()
@@ -578,129 +567,6 @@ class Daemon:
             log.debug("frame: level %s %s", outcome.level, self.seen(outcome.camera))
         if outcome.note and outcome.level is not Level.OK and outcome.fire is None:
             log.debug("no action: %s", outcome.note)
-
-    async def _fire(self, outcome: FrameOutcome, prediction: Prediction, jpeg: bytes) -> None:
-        """In a task of its own. Not serialised with an earlier warning's actions: its
-        RESPOND may be waiting behind Klipper's G-code lock, and the PAUSE must get
-        in line as soon as possible (Klipper runs requests in the order they come)."""
-        try:
-            await self._fire_now(outcome, prediction, jpeg)
-        except MoonrakerError as exc:
-            log.error("actions: %s", exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # never a silent end of a background task
-            log.exception("actions: unexpected error")
-
-    async def _pause_queued(self) -> None:
-        """The PAUSE waits in line behind Klipper's G-code lock: say so now in the log (the
-        console can only show it once Klipper's wait is over)."""
-        heaters = self.status.get("heaters", {}).get("available_heaters")
-        reason = await self.paused_print.why_busy(heaters)
-        log.warning("pause requested; %s, it pauses when the wait ends", reason)
-        self._pause_busy = reason
-
-    async def _wait_paused(self) -> None:
-        await self._paused_seen.wait()
-
-    async def _fire_now(self, outcome: FrameOutcome, prediction: Prediction,
-                        jpeg: bytes) -> None:
-        """Act first (the pause must not wait for pictures), then tell the user."""
-        cfg = self.config.actions
-        heaters = self.status.get("heaters", {}).get("available_heaters")
-        failure = outcome.fire is Level.FAILURE
-        if failure:
-            now_actions, later = split_delayed(cfg.on_failure, cfg.heaters_off_delay)
-            done = describe(now_actions, cfg.heaters_off_delay, later) or "no action configured"
-            message = f"Print failure detected ({self.seen(outcome.camera)}): {done}."
-        else:
-            now_actions, later = list(cfg.on_warning), []
-            would_pause = "pause" in cfg.on_failure and not self.session.failure_fired
-            tail = "; failwatch pauses the print if it gets worse" if would_pause else ""
-            message = f"Possible print failure ({self.seen(outcome.camera)}){tail}."
-        log.warning("%s", message)
-        pausing = "pause" in now_actions
-        if pausing:
-            if self.session.print_state != "paused":
-                self._paused_seen.clear()
-            self._pause_busy = ""
-            await self.paused_print.remember(heaters, self.session.print_id)
-        results = await self.actions.run([a for a in now_actions if a != "notify"], message,
-                                         available_heaters=heaters)
-        if later:
-            self._heaters_off = self._spawn(self._delayed_heaters(later,
-                                                                  self.session.resume_count),
-                                            "heaters-off")
-        paused = any(r.action == "pause" and r.ok for r in results)
-        waited = max((r.waited for r in results if r.action == "pause"), default=0.0)
-        if paused and waited:
-            log.warning("paused after waiting %.0f s in line (%s)", waited,
-                        (self._pause_busy or "Klipper is busy").replace(" is ", " was "))
-            message += (f" The pause was requested while "
-                        f"{(self._pause_busy or 'Klipper is busy').replace(' is ', ' was ')} "
-                        f"and ran when the wait ended, {waited:.0f} s later.")
-        elif paused:
-            log.info("paused")
-        if paused:
-            try:
-                held = await self.paused_print.hold_position(cfg.paused_idle_timeout)
-            except MoonrakerError as exc:
-                log.error("idle timeout: could not raise it: %s", exc)
-                held = ""
-            if held:
-                message += f" {held[0].upper()}{held[1:]}."
-            await self.save(force=True)
-        saved = await self._save_snapshot(jpeg, prediction, str(outcome.fire), outcome.camera)
-        link = f" Snapshot: {saved.link}" if saved else ""
-        if "notify" in now_actions:
-            try:
-                await self.actions.say(message + link, error=failure)
-            except MoonrakerError as exc:
-                log.error("action notify failed: %s", exc)
-            self._notify_others(str(outcome.fire), message, prediction, jpeg, saved,
-                                outcome.camera)
-        if paused and self.session.print_state in ("paused", "printing"):
-            reason = f"Failure score {prediction.p:.2f} ({self.seen(outcome.camera)})."
-            self.paused_print.dialog_open = True  # before: the UI shows it as it arrives
-            with contextlib.suppress(MoonrakerError):
-                await self.actions.gcode(failure_dialog(
-                    reason, saved.link if saved else "", self.macros_available,
-                    heaters_off=any(a in HEATER_ACTIONS for a in cfg.on_failure)))
-        for result in results:
-            if not result.ok:
-                with contextlib.suppress(MoonrakerError):
-                    await self.actions.say(f"could not {result.action}: {result.error}",
-                                           error=True)
-
-    async def _save_snapshot(self, jpeg: bytes, prediction: Prediction,
-                             level: str, camera: str = "") -> SavedSnapshot | None:
-        if not self.config.snapshots.enabled or not jpeg:
-            return None
-        summary = self.session.summary(camera) if camera in self.session.tracks else ""
-        seen = f"camera {camera}  " if self.several and camera else ""
-        caption = f"failwatch {level}: {seen}p={prediction.p:.2f}  {summary}"
-        name = f"{level}-{self.session.print_id or 'test'}" + (f"-{camera}" if camera else "")
-        mask = next((w.mask for w in self.watches if w.name == camera), ())
-        saved = await asyncio.to_thread(self.snapshots.save, jpeg, prediction.detections,
-                                        caption, name, mask=mask)
-        if saved is not None:
-            self.last_snapshot = str(saved.path)
-        return saved
-
-    def _notify_others(self, level: str, message: str, prediction: Prediction, jpeg: bytes,
-                       saved: SavedSnapshot | None, camera: str = "") -> None:
-        """Webhooks and Apprise, in the background: they never hold up the printer."""
-        if self.notifier is None or not self.notifier.enabled:
-            return
-        image = saved.path.read_bytes() if saved and saved.path.exists() else jpeg
-        event = Event(
-            printer=self.config.notify.printer_name, print_id=self.session.print_id,
-            filename=str(self.status.get("print_stats", {}).get("filename", "")),
-            level=level, message=message, p=prediction.p,
-            stats=self.session.track(camera).stats.to_dict(),
-            image=image, image_path=str(saved.path) if saved else "",
-            image_link=saved.link if saved else "")
-        self._spawn(self.notifier.send(event), "notify")
 
     # -- status for UIs ------------------------------------------------------
 
@@ -735,7 +601,7 @@ class Daemon:
         if not self.client.ready.is_set() and not self.klippy_ready:
             return
         self._last_status = now
-        self._spawn(self._post_status_now(), "status")
+        self.spawn(self._post_status_now(), "status")
 
     async def _post_status_now(self) -> None:
         try:
@@ -770,147 +636,9 @@ class Daemon:
 
     # -- commands from the macros ----------------------------------------------
 
-    async def _on_command(self, params: Any) -> None:
-        try:
-            command = parse_command(params)
-        except CommandError as exc:
-            log.warning("command refused: %s", exc)
-            with contextlib.suppress(MoonrakerError):
-                await self.actions.say(str(exc), error=True)
-            return
-        log.info("command from the printer: %s%s", command.name,
-                 f" {command.value:g}" if command.value is not None else "")
-        try:
-            reply = await self._run_command(command)
-        except MoonrakerError as exc:
-            log.warning("command %s failed: %s", command.name, exc)
-            return
-        if reply:
-            with contextlib.suppress(MoonrakerError):
-                await self.actions.say(reply)
-
-    async def _run_command(self, command: Command) -> str:
-        if command.name == "status":
-            return self.status_text()
-        if command.name in ("enable", "disable"):
-            self.settings.enabled = command.name == "enable"
-            await self._settings_changed()
-            self._wake.set()
-            return ("watching enabled" if self.settings.enabled else
-                    "watching DISABLED until FAILWATCH_ENABLE (also after restarts)")
-        if command.name == "ignore_print":
-            if not self.session.ignore_print():
-                return "no print is running: nothing to ignore"
-            await self._settings_changed()
-            return (f"not watching this print ({self.session.print_id}) any more; the next "
-                    "print is watched again")
-        if command.name == "sensitivity":
-            assert command.value is not None
-            old = self.session.params.policy.sensitivity
-            self.settings.sensitivity = command.value
-            self.session.params = self._params()
-            await self._settings_changed()
-            return f"sensitivity {command.value:g} (was {old:g}); kept across restarts"
-        if command.name == "test":
-            return await self.test_frame()
-        if command.name in ("resume", "resume_ignore"):
-            return await self._resume(ignore=command.name == "resume_ignore")
-        raise CommandError(command.name)
-
-    async def _resume(self, *, ignore: bool) -> str:
-        """FAILWATCH_RESUME and the dialog's Resume buttons: reheat, wait, RESUME."""
-        heaters = self.status.get("heaters", {}).get("available_heaters")
-        plan = await self.paused_print.plan(heaters, self.session.print_id)
-        if plan is None:
-            return "the print is not paused: nothing to resume"
-        message = plan.message()
-        if self._heaters_off is not None and not self._heaters_off.done():
-            # it would queue behind the reheat and turn the heaters off once resumed
-            self._heaters_off.cancel()
-            log.info("heaters left on: resuming before heaters_off_delay")
-        if ignore and self.session.ignore_print():
-            await self._settings_changed()
-            message = f"not watching this print ({self.session.print_id}) any more, {message}"
-        try:
-            await self.paused_print.resume(plan, message)
-        except MoonrakerError as exc:
-            log.warning("resume failed: %s", exc)
-            return f"could not resume: {exc.message}"
-        return ""
-
-    async def _settings_changed(self) -> None:
+    async def settings_changed(self) -> None:
         await self.save(force=True)
         self._post_status(force=True)
-
-    def status_text(self) -> str:
-        s = self.session
-        head = "enabled" if self.settings.enabled else "DISABLED (FAILWATCH_ENABLE to watch)"
-        sens = f"sensitivity {s.params.policy.sensitivity:g}"
-        if s.print_id is None or s.print_state not in ACTIVE_STATES:
-            what = "idle: no print running"
-        elif s.ignored:
-            what = f"ignoring print {s.print_id} (FAILWATCH_IGNORE_PRINT)"
-        elif self.several:
-            what = (f"print {s.print_id} {s.print_state}: level {s.level}; " + "; ".join(
-                f"camera {t.name} {t.level}, {s.summary(t.name)}" for t in s.tracks.values()))
-        else:
-            what = (f"print {s.print_id} {s.print_state}: level {s.level}, "
-                    f"{s.summary()}")
-        cameras = "; ".join(
-            (f"camera {w.name} " if w.name else "camera ") +
-            (w.source.url if w.source else "not found") +
-            (f" (mask {format_mask(w.mask)})" if w.mask else "")
-            for w in self.watches) or "no camera"
-        engine = engine_summary(self.predictor)
-        return f"{head}, {what}; {sens}; {cameras}" + (f"; engine {engine}" if engine else "")
-
-    async def test_frame(self) -> str:
-        """FAILWATCH_TEST: one snapshot per camera, one prediction each, shown to the user;
-        no statistics."""
-        if not self.watches or self.scorer is None:
-            return "test: not ready yet"
-        lines = [await self._test_camera(watch) for watch in self.watches]
-        return lines[0] if len(lines) == 1 else "test: " + "; ".join(
-            line.removeprefix("test: ") for line in lines)
-
-    async def _test_camera(self, watch: CameraWatch) -> str:
-        assert self.scorer is not None
-        head = f"test: camera {watch.name}: " if self.several else "test: "
-        try:
-            frame = await watch.camera.frame()
-        except CameraError as exc:
-            return f"{head}no snapshot: {exc}"
-        jpeg = frame.jpeg
-        context = self._context(watch)
-        try:
-            if context is None:
-                answer = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID)
-            else:
-                answer = await self.scorer.predictor.predict(jpeg, TEST_PRINT_ID,
-                                                             context=context)
-        except PredictorError as exc:
-            return (f"{head}snapshot OK ({len(jpeg) // 1024} KiB) but the predictor failed: "
-                    f"{exc}")
-        prediction = drop_masked(answer, watch.mask, frame.size)
-        dropped = len(answer.detections) - len(prediction.detections)
-        masked = (f", masked {format_mask(watch.mask)}" +
-                  (f" ({dropped} detection(s) in it dropped)" if dropped else "")) \
-            if watch.mask else ""
-        saved = await self._save_snapshot(jpeg, prediction, "test", watch.name)
-        link = f"; snapshot: {saved.link}" if saved else ""
-        return (f"{head}p={prediction.p:.3f} with {len(prediction.detections)} detection(s) "
-                f"from a {len(jpeg) // 1024} KiB snapshot{masked}{link}")
-
-    async def _delayed_heaters(self, actions: list[str], resume_count: int) -> None:
-        await asyncio.sleep(self.config.actions.heaters_off_delay)
-        if self.session.print_state != "paused" or self.session.resume_count != resume_count:
-            log.info("heaters left on: the print was resumed or ended within "
-                     "heaters_off_delay")
-            return
-        heaters = self.status.get("heaters", {}).get("available_heaters")
-        message = (f"print still paused after {self.config.actions.heaters_off_delay:g} s: "
-                   f"{describe(actions)}.")
-        await self.actions.run([*actions, "notify"], message, available_heaters=heaters)
 
     # -- persistence ---------------------------------------------------------
 

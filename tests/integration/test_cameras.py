@@ -89,7 +89,7 @@ async def test_a_dead_camera_is_that_camera_s_fault_only(
             side = daemon.session.track("side").stats
             await wait_until(lambda: side.prediction_num >= 15, 20, "15 frames of the side camera")
             assert daemon.session.track("front").stats.prediction_num == 0
-            text = daemon.status_text()
+            text = daemon.commands.status_text()
             front.mode = "ok"
             await wait_until(lambda: daemon.session.track("front").stats.prediction_num >= 1,
                              40, "the front camera back")

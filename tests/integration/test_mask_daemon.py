@@ -60,7 +60,7 @@ async def watch_the_patch(tmp_path: Path, camera: dict[str, object],
             await wait_until(lambda: daemon.session.stats.prediction_num >= frames
                              or printer.klippy.status["print_stats"]["state"] == "paused",
                              30, f"{frames} frames or a pause")
-            test = await daemon.test_frame()
+            test = await daemon.commands.test_frame()
         pauses = [line for line in printer.klippy.gcode_lines if line.split()[:1] == ["PAUSE"]]
         return printer, pauses, test
 
