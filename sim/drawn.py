@@ -94,3 +94,13 @@ def tangle_box(width: int = 1280, height: int = 720) -> tuple[float, float, floa
     cx, cy = width * 0.5, height * 0.55
     rx, ry = width * 0.28, height * 0.32
     return cx - rx, cy - ry, cx + rx, cy + ry
+
+
+def marked_jpeg() -> bytes:
+    """A 40x20 raw camera picture, black with a white block at its top-left corner, to
+    see where flips, rotations and masks move it."""
+    img = Image.new("RGB", (40, 20), "black")
+    img.paste((255, 255, 255), (0, 0, 10, 5))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()

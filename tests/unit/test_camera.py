@@ -16,6 +16,7 @@ from failwatch_moonraker.camera.snapshot import (
     transform_jpeg,
     web_base_from_moonraker,
 )
+from sim.drawn import marked_jpeg
 
 
 @pytest.mark.parametrize(
@@ -75,15 +76,6 @@ def test_source_takes_moonrakers_orientation_unless_the_user_set_one() -> None:
     assert (src.flip_horizontal, src.rotation, src.needs_transform) == (False, 0, False)
 
 
-def _marked_jpeg() -> bytes:
-    """A 40x20 black image with a white block in the top-left corner."""
-    img = Image.new("RGB", (40, 20), "black")
-    img.paste((255, 255, 255), (0, 0, 10, 5))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=95)
-    return buf.getvalue()
-
-
 def _bright(img: Image.Image, xy: tuple[int, int]) -> bool:
     return sum(img.convert("RGB").getpixel(xy)) > 600  # type: ignore[arg-type]
 
@@ -100,7 +92,7 @@ def _bright(img: Image.Image, xy: tuple[int, int]) -> bool:
 )
 def test_transform_moves_the_pixels(flip_h: bool, flip_v: bool, rotation: int,
                                     size: tuple[int, int], white_at: tuple[int, int]) -> None:
-    out = transform_jpeg(_marked_jpeg(), CameraSource("x", "", flip_h, flip_v, rotation))
+    out = transform_jpeg(marked_jpeg(), CameraSource("x", "", flip_h, flip_v, rotation))
     img = Image.open(io.BytesIO(out))
     assert img.size == size
     assert _bright(img, white_at)

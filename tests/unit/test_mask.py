@@ -20,6 +20,7 @@ from failwatch_moonraker.camera.mask import (
 )
 from failwatch_moonraker.camera.snapshot import CameraSource, transform_jpeg
 from failwatch_moonraker.predictors.base import Prediction
+from sim.drawn import marked_jpeg
 
 ALLOWED = ("one or more rectangles x1,y1,x2,y2 (left, top, right, bottom, as fractions "
            "from 0 to 1 of the frame's width and height), separated by ';'")
@@ -188,15 +189,6 @@ def test_painting_blacks_out_the_mask_and_leaves_the_rest() -> None:
         assert _close(_pixel(out, xy), _pixel(original, xy)), xy
 
 
-def _marked_jpeg() -> bytes:
-    """A 40x20 raw camera picture, black with a white block at its top-left corner."""
-    img = Image.new("RGB", (40, 20), "black")
-    img.paste((255, 255, 255), (0, 0, 10, 5))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=95)
-    return buf.getvalue()
-
-
 def _white_pixels(img: Image.Image) -> int:
     return int((np.asarray(img.convert("RGB"), dtype=int).sum(axis=2) > 600).sum())
 
@@ -223,13 +215,13 @@ def _share_near(img: Image.Image, colour: tuple[int, int, int], tolerance: int) 
 def test_a_mask_in_the_users_view_covers_the_right_raw_pixels(
         flip_h: bool, flip_v: bool, rotation: int, where_seen: str, elsewhere: str) -> None:
     source = CameraSource("x", "", flip_h, flip_v, rotation)
-    unmasked = Image.open(io.BytesIO(transform_jpeg(_marked_jpeg(), source)))
+    unmasked = Image.open(io.BytesIO(transform_jpeg(marked_jpeg(), source)))
     assert _white_pixels(unmasked) >= 40
-    masked = Image.open(io.BytesIO(transform_jpeg(_marked_jpeg(), source,
+    masked = Image.open(io.BytesIO(transform_jpeg(marked_jpeg(), source,
                                                   mask=parse_mask(where_seen))))
     assert masked.size == unmasked.size
     assert _white_pixels(masked) == 0
-    missed = Image.open(io.BytesIO(transform_jpeg(_marked_jpeg(), source,
+    missed = Image.open(io.BytesIO(transform_jpeg(marked_jpeg(), source,
                                                   mask=parse_mask(elsewhere))))
     assert _white_pixels(missed) >= 40
 

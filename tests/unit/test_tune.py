@@ -53,19 +53,23 @@ def varied_prints() -> list[Recording]:
     return prints
 
 
+# Two values of every option tune searches: 1,024 settings.
+EVERY_KEY = {
+    "sensitivity": [0.8, 1.6],
+    "ewm_span": [4, 12],
+    "short_window": [5, 310],
+    "long_window": [50, 7200],
+    "threshold_low": [0.2, 0.38],
+    "threshold_high": [0.5, 0.78],
+    "short_multiple": [2.0, 3.8],
+    "escalating_factor": [1.0, 1.75],
+    "safe_frames": [0, 30],
+    "resume_cooldown": [0, 600],
+}
+
+
 def test_vectorised_equals_the_plain_loop_exactly() -> None:
-    grid = {
-        "sensitivity": [0.8, 1.6],
-        "ewm_span": [4, 12],
-        "short_window": [5, 310],
-        "long_window": [50, 7200],
-        "threshold_low": [0.2, 0.38],
-        "threshold_high": [0.5, 0.78],
-        "short_multiple": [2.0, 3.8],
-        "escalating_factor": [1.0, 1.75],
-        "safe_frames": [0, 30],
-        "resume_cooldown": [0, 600],
-    }
+    grid = EVERY_KEY
     sets, skipped = expand_grid(grid, make_settings({}, {}))
     assert len(sets) == 1024 and skipped == 0
     sets = sets[::2]  # half of them keeps the plain loop quick; every key still varies
@@ -105,18 +109,7 @@ def two_camera_prints() -> list[Recording]:
 
 
 def test_vectorised_equals_the_plain_loop_with_two_cameras() -> None:
-    grid = {
-        "sensitivity": [0.8, 1.6],
-        "ewm_span": [4, 12],
-        "short_window": [5, 310],
-        "long_window": [50, 7200],
-        "threshold_low": [0.2, 0.38],
-        "threshold_high": [0.5, 0.78],
-        "short_multiple": [2.0, 3.8],
-        "escalating_factor": [1.0, 1.75],
-        "safe_frames": [0, 30],
-        "resume_cooldown": [0, 600],
-    }
+    grid = EVERY_KEY
     sets, _ = expand_grid(grid, make_settings({}, {}))
     sets = sets[::4]
     prints = two_camera_prints()
