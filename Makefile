@@ -3,13 +3,13 @@
 #   make demo   - watch a simulated printer through the real Moonraker and pause it,
 #                 with PiNozCam's real model on this host (make demo-remote: a
 #                 simulated remote predictor instead)
-#   make bench  - print the performance figures
+#   make bench  - print the performance figures (make bench-readme: also into README.md)
 PYTHON ?= python3
 VENV := .venv
 MR_VENV := .venv-moonraker
 MOONRAKER_VERSION := 0.11.0
 
-.PHONY: test unit integration demo demo-remote bench lint venv moonraker-venv clean
+.PHONY: test unit integration demo demo-remote bench bench-readme lint venv moonraker-venv clean
 
 venv: $(VENV)/.installed
 moonraker-venv: $(MR_VENV)/.installed
@@ -50,6 +50,11 @@ demo-remote: venv moonraker-venv
 
 bench: venv moonraker-venv
 	$(VENV)/bin/python -m bench
+
+# The same, and the README's figures block becomes this run's output (developers only:
+# it edits a tracked file).
+bench-readme: venv moonraker-venv
+	$(VENV)/bin/python -m bench --readme README.md
 
 lint: venv
 	$(VENV)/bin/ruff check failwatch_moonraker sim tests bench

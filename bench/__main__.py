@@ -16,20 +16,29 @@
 (i) Obico-size ONNX engine (backend onnx): ms per frame at 1 and 2 threads, worker
     RSS, load time, a Klipper stand-in's lateness, beside the PiNozCam engine.
 
-``--only ae`` runs just those sections.
+``--only ae`` runs just those sections. ``--readme README.md`` (``make bench-readme``)
+also writes the output into the README's figures block, so that the README quotes
+the latest run, once; plain ``make bench`` never touches a tracked file (a dirty
+checkout would stop Moonraker's update manager).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import datetime
+import io
 import json
 import logging
+import os
+import platform
+import re
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bench.farm import measure_farm
 from bench.latency import measure_latency
@@ -165,6 +174,47 @@ def print_tune(t: dict[str, Any]) -> None:
           f"on those settings: {'yes' if t['identical'] else 'NO'}", flush=True)
 
 
+README_BLOCK = re.compile(r"(<!-- bench:begin[^>]*-->\n).*?(<!-- bench:end -->)", re.S)
+
+
+class Tee(io.TextIOBase):
+    """The console as usual, and a copy for the README."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.out.write(text)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+
+
+def write_readme(path: Path, output: str, load: tuple[float, float, float],
+                 started: datetime.datetime) -> None:
+    text = path.read_text(encoding="utf-8")
+    if not README_BLOCK.search(text):
+        raise SystemExit(f"{path}: no <!-- bench:begin --> ... <!-- bench:end --> block")
+    body = (f"Run {started:%Y-%m-%d %H:%M} UTC on {machine()}; load average "
+            f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min) when it "
+            f"started.\n\n```text\n{output.strip()}\n```\n")
+    path.write_text(README_BLOCK.sub(lambda m: m.group(1) + body + m.group(2), text),
+                    encoding="utf-8")
+    print(f"figures written into {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="failwatch-moonraker benchmark")
     parser.add_argument("--frames", type=int, default=10_000)
@@ -187,11 +237,19 @@ def main() -> None:
                         help="frames per engine and thread count in (i)")
     parser.add_argument("--standin-seconds", type=float, default=10.0,
                         help="how long the Klipper stand-in runs per case in (i)")
+    parser.add_argument("--readme", type=Path, default=None, metavar="PATH",
+                        help="also write the output into PATH's figures block")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
+    load = os.getloadavg()
+    when = datetime.datetime.now(datetime.timezone.utc)
+    tee = Tee(sys.stdout)
     started = time.monotonic()
-    asyncio.run(run(args))
-    print(f"\n(bench took {time.monotonic() - started:.0f} s)")
+    with contextlib.redirect_stdout(tee):
+        asyncio.run(run(args))
+        print(f"\n(bench took {time.monotonic() - started:.0f} s)")
+    if args.readme is not None:
+        write_readme(args.readme, tee.copy.getvalue(), load, when)
 
 
 if __name__ == "__main__":
