@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from failwatch_moonraker.camera.snapshot import Frame
 from failwatch_moonraker.config import load_config
 from failwatch_moonraker.core.stats import TemporalStats
 from failwatch_moonraker.daemon import Daemon
@@ -29,6 +30,14 @@ class TimedLines(list[str]):
 
 
 class StubCamera:
+    """A camera that answers at once: the latency measured is failwatch's, not a camera's."""
+
+    mask = ()
+    source = None
+
+    async def frame(self) -> Frame:
+        return Frame(await self.snapshot(), None)
+
     async def snapshot(self) -> bytes:
         return b"\xff\xd8\xff"
 

@@ -265,7 +265,10 @@ class Pipeline:
         now = loop.time()
         due = [w for w in self.watches if w.retry_at <= now]
         if due:
-            frames = await asyncio.gather(*(w.take(now, self.interval) for w in due))
+            if len(due) == 1:  # the usual printer: no task per frame
+                frames = [await due[0].take(now, self.interval)]
+            else:
+                frames = list(await asyncio.gather(*(w.take(now, self.interval) for w in due)))
             for watch, frame in zip(due, frames, strict=True):
                 print_id = self.session.print_id
                 if frame is None:
