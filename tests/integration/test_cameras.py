@@ -24,7 +24,11 @@ BAD = 3.0
 SIDE_WEBCAM = {"name": "side", "enabled": True, "service": "mjpegstreamer"}
 
 
-def two_camera_config(printer: SimPrinter, front: FakeCamera, tmp_path: Path) -> Path:
+async def two_camera_config(printer: SimPrinter, front: FakeCamera, tmp_path: Path) -> Path:
+    """front: a snapshot URL of its own; side: the printer's camera, as Moonraker lists it."""
+    await printer.moonraker_call("server.webcams.post_item", {
+        **SIDE_WEBCAM, "snapshot_url": printer.camera.url,
+        "stream_url": printer.camera.stream_url})
     cfg = config_for(printer, tmp_path / "failwatch.cfg",
                      detection={"safe_frames": 0},
                      snapshots={"path": str(tmp_path / "snaps")},
@@ -43,12 +47,9 @@ async def test_a_failure_seen_by_the_second_camera_pauses_and_names_it(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     async with FakeCamera(seed=7) as front, SimPrinter(webcams=[]) as printer:
-        await printer.moonraker_call("server.webcams.post_item", {
-            **SIDE_WEBCAM, "snapshot_url": printer.camera.url,
-            "stream_url": printer.camera.stream_url})
         printer.predictor.score = lambda frame, pid: \
             BAD if pid.endswith("-side") and frame >= 5 else QUIET
-        cfg = two_camera_config(printer, front, tmp_path)
+        cfg = await two_camera_config(printer, front, tmp_path)
         async with running_daemon(cfg) as daemon:
             job = await printer.start_print("benchy.gcode")
             assert job is not None
@@ -78,12 +79,9 @@ async def test_a_dead_camera_is_that_camera_s_fault_only(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     async with FakeCamera(seed=7) as front, SimPrinter(webcams=[]) as printer:
-        await printer.moonraker_call("server.webcams.post_item", {
-            **SIDE_WEBCAM, "snapshot_url": printer.camera.url,
-            "stream_url": printer.camera.stream_url})
         printer.predictor.score = lambda frame, pid: QUIET
         front.mode = "error"
-        cfg = two_camera_config(printer, front, tmp_path)
+        cfg = await two_camera_config(printer, front, tmp_path)
         async with running_daemon(cfg) as daemon:
             await printer.start_print("benchy.gcode")
             side = daemon.session.track("side").stats

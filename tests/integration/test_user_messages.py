@@ -17,13 +17,12 @@ from typing import Any
 
 import pytest
 
-from failwatch_moonraker.config import load_config
 from failwatch_moonraker.daemon import Daemon
 from sim.cli_run import CLI, run_cli
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
 from sim.macros import install_macros
-from sim.waits import wait_until
+from sim.waits import running_daemon, wait_until
 
 pytestmark = pytest.mark.usefixtures("require_moonraker")
 
@@ -52,15 +51,9 @@ async def watched(tmp_path: Path, printer: SimPrinter,
                   **overrides: Any) -> AsyncIterator[Daemon]:
     cfg = config_for(printer, tmp_path / "failwatch.cfg", **overrides)
     seed_established_printer(tmp_path)
-    daemon = Daemon(load_config(cfg))
-    task = asyncio.create_task(daemon.run())
-    try:
-        await asyncio.wait_for(daemon.client.ready.wait(), 15)
+    async with running_daemon(cfg, stop_timeout=5) as daemon:  # a user waits 5 s at most
         await wait_until(lambda: printer.klippy.status[STATE]["online"] is True, 5, "online")
         yield daemon
-    finally:
-        daemon.stop()
-        await asyncio.wait_for(task, 5)
 
 
 def guardians_of(pid: int) -> list[int]:
