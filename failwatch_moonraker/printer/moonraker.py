@@ -51,6 +51,16 @@ class AuthFailed(Exception):
     """Moonraker wants credentials we do not have or that it refuses."""
 
 
+class AgentNameTaken(MoonrakerError):
+    """Another socket is registered under our agent name: our own previous one, still
+    being closed, or a second failwatch for this printer. Moonraker counts the refused
+    socket as identified, so only a new connection can try again."""
+
+
+NAME_TAKEN_RETRY = 0.5  # seconds; Moonraker frees the name as soon as the old socket closes
+NAME_TAKEN_PATIENCE = 10  # quick retries before saying another failwatch may be connected
+
+
 def is_auth_error(exc: MoonrakerError) -> bool:
     text = exc.message.lower()
     return exc.code in UNAUTHORIZED_CODES and ("unauthorized" in text or "api key" in text)
@@ -194,6 +204,7 @@ class MoonrakerClient:
         """Connect, identify, run the hook, read; reconnect forever."""
         delay = 1.0
         auth_reported = False
+        taken = 0  # connections in a row refused for our agent name
         while True:
             identified = False
             unexpected = False
@@ -201,6 +212,7 @@ class MoonrakerClient:
                 reader = await self.open()
                 try:
                     identified = True
+                    taken = 0
                     self.connects += 1
                     if auth_reported:
                         log.info("moonraker: authorized again")
@@ -225,6 +237,19 @@ class MoonrakerClient:
                 else:
                     log.debug("moonraker: still not authorized")
                 delay = AUTH_RETRY
+            except AgentNameTaken as exc:
+                self.last_error = str(exc)
+                taken += 1
+                if taken < NAME_TAKEN_PATIENCE:
+                    log.info("moonraker: agent name '%s' still held by the previous "
+                             "connection; connecting again in %g s", self.client_name,
+                             NAME_TAKEN_RETRY)
+                    await asyncio.sleep(NAME_TAKEN_RETRY)
+                    continue
+                if taken == NAME_TAKEN_PATIENCE:
+                    log.warning("moonraker: another client is connected to %s as agent "
+                                "'%s' (a second failwatch for this printer?); failwatch "
+                                "connects as soon as it leaves", self.url, self.client_name)
             except (OSError, InvalidHandshake, ConnectionClosed, asyncio.TimeoutError) as exc:
                 self.last_error = f"{exc.__class__.__name__}: {exc}"
                 log.warning("moonraker: cannot reach %s (%s); retrying in %g s",
@@ -267,20 +292,16 @@ class MoonrakerClient:
         }
         if self._api_key:
             params["api_key"] = self._api_key
-        for attempt in range(20):
-            try:
-                result = await self.call("server.connection.identify", params)
-            except MoonrakerError as exc:
-                if is_auth_error(exc):
-                    raise AuthFailed(auth_advice(exc, bool(self._api_key))) from None
-                if "already registered" in exc.message and attempt < 19:
-                    # The old socket of ours is still being closed by Moonraker.
-                    await asyncio.sleep(0.5)
-                    continue
-                raise
-            if isinstance(result, dict):
-                self.connection_id = result.get("connection_id")
-            return
+        try:
+            result = await self.call("server.connection.identify", params)
+        except MoonrakerError as exc:
+            if is_auth_error(exc):
+                raise AuthFailed(auth_advice(exc, bool(self._api_key))) from None
+            if "already registered" in exc.message:
+                raise AgentNameTaken(exc.code, exc.message, exc.method) from None
+            raise
+        if isinstance(result, dict):
+            self.connection_id = result.get("connection_id")
 
     async def _read(self, ws: ClientConnection) -> None:
         async for raw in ws:
