@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sim.camera import FakeCamera
+from sim.cli_run import run_cli
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
 from sim.waits import running_daemon, wait_until
@@ -97,3 +98,18 @@ async def test_a_dead_camera_is_that_camera_s_fault_only(
         assert "camera front: working again" in caplog.text
         assert "camera side:" not in caplog.text.replace("camera side: using webcam", "")
         assert f"camera front {front.url}" in text and "camera side" in text
+
+
+async def test_check_reports_every_camera(tmp_path: Path) -> None:
+    async with FakeCamera(seed=7) as front, SimPrinter(webcams=[]) as printer:
+        cfg = config_for(printer, tmp_path / "failwatch.cfg",
+                         **{"camera front": {"snapshot_url": front.url,
+                                             "mask": "0,0,0.25,0.15"},
+                            "camera side": {"webcam": "side"}})
+        code, out, _ = await run_cli("check", "--config", str(cfg))
+        assert code == 1, out
+        assert "[ OK ] camera front: " in out and "1280x720" in out
+        assert "mask 0,0,0.25,0.15 painted out" in out
+        assert ("[FAIL] camera side: no snapshot_url in [camera side] and no webcam named "
+                "'side' in Moonraker's webcam list") in out
+        assert "[ OK ] predictor:" in out  # scored with the camera that worked
