@@ -23,8 +23,10 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: 
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(cfg: Path, *, ready: bool = True) -> AsyncIterator[Daemon]:
-    """The daemon of ``cfg`` running in this loop; stopped (and awaited) on the way out.
+async def running_daemon(cfg: Path, *, ready: bool = True,
+                         stop_timeout: float = 10.0) -> AsyncIterator[Daemon]:
+    """The daemon of ``cfg`` running in this loop; stopped (and awaited, at most
+    ``stop_timeout`` seconds) on the way out.
 
     With ``ready`` it waits until the daemon is connected to Moonraker; without, for a
     daemon that is expected not to get through.
@@ -40,4 +42,4 @@ async def running_daemon(cfg: Path, *, ready: bool = True) -> AsyncIterator[Daem
         yield daemon
     finally:
         daemon.stop()
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(task, stop_timeout)
