@@ -26,6 +26,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from failwatch_moonraker import config as _cfg
+from failwatch_moonraker.camera.snapshot import (
+    CameraSource,
+    pick_webcam,
+    resolve_url,
+    source_from_webcam,
+    web_base_from_moonraker,
+)
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 NAME_RULE = ("one word of letters, digits, '-', '_' or '.' (at most 64 characters), "
@@ -134,3 +141,24 @@ def _given(sec: _cfg.Section, option: str) -> bool:
 def cameras_of(config: _cfg.Config) -> tuple[_cfg.CameraConfig, ...]:
     """The cameras a printer watches: the named ones, else the single ``[camera]``."""
     return config.cameras or (config.camera,)
+
+
+def camera_source(c: _cfg.CameraConfig, moonraker_url: str,
+                  webcams: Any = None) -> CameraSource | None:
+    """Where camera ``c``'s snapshots come from: its own snapshot_url, else its webcam in
+    Moonraker's list ``webcams`` (None: the list is not known yet)."""
+    base = web_base_from_moonraker(moonraker_url)
+    if c.snapshot_url:
+        return CameraSource(url=resolve_url(c.snapshot_url, base), name=c.name,
+                            flip_horizontal=bool(c.flip_horizontal),
+                            flip_vertical=bool(c.flip_vertical), rotation=c.rotation or 0)
+    cam = pick_webcam(webcams, c.webcam) if webcams is not None else None
+    if cam is None:
+        return None
+    return source_from_webcam(cam, base, c.flip_horizontal, c.flip_vertical, c.rotation)
+
+
+def camera_label(c: _cfg.CameraConfig) -> tuple[str, str]:
+    """How messages name the camera, and its section: ("camera", "[camera]") for the
+    single one."""
+    return (f"camera {c.name}", f"[camera {c.name}]") if c.name else ("camera", "[camera]")

@@ -19,11 +19,8 @@ from failwatch_moonraker.camera.mask import format_mask
 from failwatch_moonraker.camera.snapshot import (
     Camera,
     CameraError,
-    pick_webcam,
-    source_from_webcam,
-    web_base_from_moonraker,
 )
-from failwatch_moonraker.cameras import cameras_of
+from failwatch_moonraker.cameras import camera_label, camera_source, cameras_of
 from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.daemon import Daemon
 from failwatch_moonraker.placeholders import placeholder_problems
@@ -91,18 +88,11 @@ async def run_check(config: Config, out: TextIO, timeout: float = 20.0) -> int:
             jpeg = b""
             camera: Camera | None = None
             for c in cameras_of(config):
-                what = f"camera {c.name}" if c.name else "camera"
+                what, section = camera_label(c)
                 one = Camera(http, c.timeout, c.max_size, max_pixels=c.max_pixels,
                              mask=c.mask)
-                one.source = daemon._configured_source(c)
+                one.source = camera_source(c, config.moonraker.url, webcams)
                 if one.source is None:
-                    cam = pick_webcam(webcams, c.webcam)
-                    if cam is not None:
-                        one.source = source_from_webcam(
-                            cam, web_base_from_moonraker(config.moonraker.url),
-                            c.flip_horizontal, c.flip_vertical, c.rotation)
-                if one.source is None:
-                    section = f"[camera {c.name}]" if c.name else "[camera]"
                     wanted = f"no webcam named '{c.webcam}'" if c.webcam else \
                         "no usable webcam"
                     report.fail(what, f"no snapshot_url in {section} and {wanted} in "

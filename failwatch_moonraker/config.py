@@ -741,7 +741,9 @@ def _mask_source_problem(config: Config, farm: bool) -> str | None:
     predictor = config.predictor
     if predictor.backend != "obico_ml_api" or predictor.image_source != "camera":
         return None
-    masked = next((c for c in (config.cameras or (config.camera,)) if c.mask), None)
+    from failwatch_moonraker.cameras import cameras_of  # it builds on this module
+
+    masked = next((c for c in cameras_of(config) if c.mask), None)
     if masked is None:
         return None
     if farm:

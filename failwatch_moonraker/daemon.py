@@ -24,14 +24,9 @@ from failwatch_moonraker import __version__
 from failwatch_moonraker.camera.annotate import SnapshotStore
 from failwatch_moonraker.camera.snapshot import (
     Camera,
-    CameraSource,
-    pick_webcam,
-    resolve_url,
-    source_from_webcam,
-    web_base_from_moonraker,
 )
-from failwatch_moonraker.cameras import cameras_of
-from failwatch_moonraker.config import LOCAL_BACKENDS, CameraConfig, Config
+from failwatch_moonraker.cameras import camera_label, camera_source, cameras_of
+from failwatch_moonraker.config import LOCAL_BACKENDS, Config
 from failwatch_moonraker.core.policy import Level
 from failwatch_moonraker.core.session import (
     ACTIVE_STATES,
@@ -201,7 +196,7 @@ class Daemon:
         for cfg in self.camera_configs:
             camera = Camera(http, cfg.timeout, cfg.max_size, max_pixels=cfg.max_pixels,
                             mask=cfg.mask)
-            camera.source = self._configured_source(cfg)
+            camera.source = camera_source(cfg, self.config.moonraker.url)
             watches.append(CameraWatch(cfg, camera))
         predictor = create_predictor(self.config.predictor, http,
                                      detection=self.config.detection,
@@ -483,35 +478,19 @@ class Daemon:
             log.warning("camera: cannot read Moonraker's webcam list: %s", exc)
             return
         webcams = result.get("webcams", []) if isinstance(result, dict) else []
-        base = web_base_from_moonraker(self.config.moonraker.url)
         for watch in self.watches:
             c = watch.config
             if c.snapshot_url:
                 continue
-            what = f"camera {c.name}" if c.name else "camera"
-            cam = pick_webcam(webcams, c.webcam)
-            if cam is None:
+            what, section = camera_label(c)
+            source = camera_source(c, self.config.moonraker.url, webcams)
+            if source is None:
                 wanted = f"named '{c.webcam}'" if c.webcam else "enabled with a snapshot URL"
-                section = f"[camera {c.name}]" if c.name else "[camera]"
                 log.warning("%s: Moonraker has no webcam %s; set %s snapshot_url in "
                             "failwatch.cfg or add one in Mainsail/Fluidd", what, wanted, section)
-                continue
-            source = source_from_webcam(cam, base, c.flip_horizontal, c.flip_vertical,
-                                        c.rotation)
-            if source != watch.camera.source:
+            elif source != watch.camera.source:
                 watch.camera.source = source
                 log.info("%s: using webcam '%s' at %s", what, source.name, source.url)
-
-    def _configured_source(self, c: CameraConfig) -> CameraSource | None:
-        if not c.snapshot_url:
-            return None
-        return CameraSource(
-            url=resolve_url(c.snapshot_url, web_base_from_moonraker(self.config.moonraker.url)),
-            name=c.name,
-            flip_horizontal=bool(c.flip_horizontal),
-            flip_vertical=bool(c.flip_vertical),
-            rotation=c.rotation or 0,
-        )
 
     # -- the frame loop ----------------------------------------------------
 
@@ -534,7 +513,7 @@ class Daemon:
         """A camera's frame counted: record it, say it, act on the printer's verdict."""
         outcome, prediction, jpeg = judged.outcome, judged.prediction, judged.jpeg
         self.frames += 1
-        self.last_frame_at = self.clock()
+        self.last_frame_at = judged.at
         if self.recorder is not None:  # queues only; the writing happens in a thread
             self.recorder.frame(self.last_frame_at, prediction, outcome, self.session,
                                 self.scorer.predictor.name if self.scorer else "", jpeg,

@@ -48,6 +48,7 @@ class Judged:
     jpeg: bytes  # as the predictor saw it: oriented, the mask painted out
     prediction: Prediction  # detections centred in the mask dropped
     outcome: FrameOutcome
+    at: float  # the time the statistics took it at
 
 
 class CameraWatch:
@@ -148,15 +149,19 @@ class Scorer:
     def needs_context(self) -> bool:
         return bool(getattr(self.predictor, "needs_context", False))
 
+    async def ask(self, jpeg: bytes, print_id: str,
+                  context: PredictContext | None = None) -> Prediction:
+        """The predictor's answer as it is; its errors raise (FAILWATCH_TEST shows them)."""
+        if context is None:
+            return await self.predictor.predict(jpeg, print_id)
+        return await self.predictor.predict(jpeg, print_id, context=context)
+
     async def score(self, jpeg: bytes, print_id: str,
                     context: PredictContext | None = None) -> Prediction | None:
         """The predictor's answer, or None with :attr:`backoff` set (0: just skip)."""
         self.backoff = 0.0
         try:
-            if context is None:
-                prediction = await self.predictor.predict(jpeg, print_id)
-            else:
-                prediction = await self.predictor.predict(jpeg, print_id, context=context)
+            prediction = await self.ask(jpeg, print_id, context)
         except BadRequest as exc:
             log.warning("predictor: %s; frame skipped", exc)
             return None
@@ -284,9 +289,10 @@ class Pipeline:
                 if not self._can_watch() or self.session.print_id != print_id:
                     log.debug("frame dropped: the print is no longer running")
                     return 0.0
-                outcome = watch.judge(self.session, prediction, self._clock())
+                at = self._clock()
+                outcome = watch.judge(self.session, prediction, at)
                 if outcome is not None:
-                    await self._on_judged(Judged(watch, frame.jpeg, prediction, outcome))
+                    await self._on_judged(Judged(watch, frame.jpeg, prediction, outcome, at))
         waits = [w.retry_at - loop.time() for w in self.watches]
         return max(0.0, min(waits))  # > 0 only while every camera is backing off
 

@@ -141,11 +141,7 @@ class MacroCommands:
         jpeg = frame.jpeg
         context = self.d.context(watch)
         try:
-            if context is None:
-                answer = await self.d.scorer.predictor.predict(jpeg, TEST_PRINT_ID)
-            else:
-                answer = await self.d.scorer.predictor.predict(jpeg, TEST_PRINT_ID,
-                                                             context=context)
+            answer = await self.d.scorer.ask(jpeg, TEST_PRINT_ID, context)
         except PredictorError as exc:
             return (f"{head}snapshot OK ({len(jpeg) // 1024} KiB) but the predictor failed: "
                     f"{exc}")
