@@ -93,6 +93,19 @@ def test_secret_values_of_a_config(tmp_path) -> None:
     assert "ATOKEN-1234" in values and "campw-9876" in values
 
 
+def test_every_named_camera_s_url_password_is_a_secret(tmp_path) -> None:
+    from failwatch_moonraker.config import load_config
+
+    cfg = tmp_path / "failwatch.cfg"
+    cfg.write_text("[predictor]\nserial_no: SN-1\naccess_token: ATOKEN-1234\n"
+                   "[camera nozzle]\nsnapshot_url: http://viewer:nozzlepw-111@cam.local/a\n"
+                   "[camera bed]\nsnapshot_url: http://viewer:bedpw-2222@cam.local/b\n")
+    secrets.register(secrets.secret_values(load_config(cfg)))
+    line = secrets.scrub("camera bed: cannot reach http://viewer:bedpw-2222@cam.local/b; "
+                         "camera nozzle http://viewer:nozzlepw-111@cam.local/a")
+    assert "bedpw-2222" not in line and "nozzlepw-111" not in line
+
+
 def test_unknown_command_is_cut() -> None:
     with pytest.raises(CommandError) as err:
         parse_command({"cmd": "x" * 100_000})
