@@ -217,12 +217,15 @@ class SimPrinter:
         ``server.info`` says "ready" a moment before Moonraker's job tracking has
         subscribed print_stats; a print started in that moment is seen as already
         running and gets no history job (as on a real printer). On a loaded machine
-        that moment is long enough to hit.
+        that moment is long enough to hit. Moonraker's job tracking asks for every field
+        of print_stats (``None``), an agent such as failwatch for a few: a subscription
+        naming print_stats with a field list may be an agent's that came first.
         """
         def tracked() -> bool:
             for method, params in reversed(self.klippy.requests):
                 if method == "objects/subscribe":
-                    return "print_stats" in (params.get("objects") or {})
+                    objects = params.get("objects") or {}
+                    return "print_stats" in objects and objects["print_stats"] is None
             return False
 
         loop = asyncio.get_running_loop()
