@@ -22,8 +22,9 @@ With named cameras (``[camera NAME]``) each camera keeps its own statistics:
 the header and restart lines hold ``"cameras": {NAME: {"stats": ...}}`` (in
 the printer's camera order) instead of ``stats``, and each frame line names
 its ``"camera"`` and adds ``"seen"``, that camera's own verdict (``level`` is
-the printer's, the worst camera's). The single unnamed ``[camera]`` writes
-exactly the layout above.
+the printer's, the worst camera's); the header says ``"version": 2``. The single
+unnamed ``[camera]`` writes exactly the layout above, version 1. A reader refuses
+a version above the newest it knows, rather than misread it.
 
 With ``frames`` on, ``<print id>.frames/<frame number>.jpg`` holds each frame
 (``<frame number>-<camera>.jpg`` for a named camera; the number is that
@@ -61,7 +62,8 @@ from failwatch_moonraker.predictors import Prediction
 log = logging.getLogger("failwatch.record")
 
 FORMAT = "failwatch-recording"
-VERSION = 1
+VERSION = 1  # the single unnamed camera: the layout every reader knows
+VERSION_CAMERAS = 2  # named cameras: "cameras" in the header, "camera" in frames
 SUFFIX = ".jsonl"
 FRAMES_SUFFIX = ".frames"
 MAX_PENDING = 2000  # frames waiting for the writer; beyond this they are dropped
@@ -232,6 +234,11 @@ class Recorder:
             time.sleep(0.01)
 
 
+def format_version(before: Mapping[str, object]) -> int:
+    """The header's version: 1 for the single unnamed camera, 2 with named ones."""
+    return VERSION if list(before) == [""] else VERSION_CAMERAS
+
+
 def stats_fields(before: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """The header's (and restart line's) statistics: ``stats`` for the single unnamed
     camera, as always; ``cameras`` by name otherwise."""
@@ -382,8 +389,9 @@ class _Writer:
             self._line({"type": "restart", "t": item.line["t"], **stats_fields(item.before),
                         "params": item.params})
         else:
-            self._line({"type": "header", "format": FORMAT, "version": VERSION,
-                        "print_id": item.print_id, "printer": item.printer,
+            self._line({"type": "header", "format": FORMAT,
+                        "version": format_version(item.before), "print_id": item.print_id,
+                        "printer": item.printer,
                         "file": item.file, "start_time": item.start_time,
                         **stats_fields(item.before), "params": item.params})
             log.info("recording print %s to %s", item.print_id, path)
@@ -573,6 +581,13 @@ def _read_jsonl(file: Path, handle: IO[str]) -> Recording:
         if kind == "header":
             if obj.get("format") != FORMAT:
                 raise RecordingError(f"{file}: not a failwatch recording")
+            version = obj.get("version", VERSION)
+            if not isinstance(version, int) or isinstance(version, bool) \
+                    or not VERSION <= version <= VERSION_CAMERAS:
+                raise RecordingError(
+                    f"{file}: recording format version {str(version)[:20]}; this "
+                    f"failwatch-moonraker reads versions {VERSION} to {VERSION_CAMERAS} "
+                    "(a newer failwatch-moonraker wrote it? upgrade to read it)")
             header_seen = True
             rec.print_id = str(obj.get("print_id") or rec.print_id)
             rec.printer = str(obj.get("printer") or "")
@@ -651,8 +666,9 @@ def write_recording(path: str | os.PathLike[str], rec: Recording) -> Path:
     file = Path(path)
     before = {name: rec.start_stats(name) for name in rec.camera_names()}
     with open(file, "w", encoding="utf-8") as handle:
-        handle.write(_dumps({"type": "header", "format": FORMAT, "version": VERSION,
-                             "print_id": rec.print_id, "printer": rec.printer, "file": rec.file,
+        handle.write(_dumps({"type": "header", "format": FORMAT,
+                             "version": format_version(before), "print_id": rec.print_id,
+                             "printer": rec.printer, "file": rec.file,
                              "start_time": rec.start_time, **stats_fields(before),
                              "params": rec.params}) + "\n")
         for frame in rec.frames:

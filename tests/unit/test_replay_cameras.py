@@ -88,6 +88,7 @@ async def test_each_frame_names_its_camera_and_the_header_each_cameras_baseline(
     lines = records(path)
     header = lines[0]
     assert "stats" not in header
+    assert header["version"] == 2  # a layout older readers do not know
     assert list(header["cameras"]) == ["front", "side"]
     assert header["cameras"]["front"]["stats"]["rolling_mean_long"] == 0.04
     assert header["cameras"]["side"]["stats"]["prediction_num_lifetime"] == 300
@@ -280,3 +281,23 @@ def test_the_plot_has_a_panel_per_camera_and_the_printers_level(tmp_path: Path) 
     assert code == 0, err
     with Image.open(tmp_path / "two.png") as image:
         assert image.size == (1200, 995)
+
+
+def test_a_single_camera_recording_keeps_version_1(tmp_path: Path) -> None:
+    path = write_recording(tmp_path / "one.jsonl", synthetic_cameras(1, 5, {"": {}}))
+    assert records(path)[0]["version"] == 1
+    two = write_recording(tmp_path / "two.jsonl", synthetic_cameras(1, 5, {"a": {}, "b": {}}))
+    assert records(two)[0]["version"] == 2
+
+
+@pytest.mark.parametrize("version", ["3", "\"2\"", "0", "true", "1e400"])
+def test_a_recording_of_an_unknown_version_is_refused_not_misread(
+        tmp_path: Path, version: str) -> None:
+    path = tmp_path / "new.jsonl"
+    path.write_text(OLD.replace('"version":1', f'"version":{version}'))
+    code, out, err = run_cli("replay", str(path))
+    assert code == 2 and out == ""
+    shown = {"1e400": "inf", "true": "True", "\"2\"": "2"}.get(version, version)
+    assert err == (f"failwatch-moonraker replay: {path}: recording format version {shown}; "
+                   "this failwatch-moonraker reads versions 1 to 2 (a newer "
+                   "failwatch-moonraker wrote it? upgrade to read it)\n")
