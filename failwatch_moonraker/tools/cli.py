@@ -59,6 +59,9 @@ def add_commands(sub: Any) -> None:
                            "searched, and are compared with the best")
     tune.add_argument("--top", type=int, default=10, metavar="N",
                       help="how many of the best settings to list (default: 10)")
+    tune.add_argument("--camera", metavar="NAME",
+                      help="tune on this camera's frames alone, as if it were each printer's "
+                           "only camera (every labelled recording must have it)")
     tune.add_argument("--plot", metavar="DIR",
                       help="draw the chosen settings over each labelled print, one PNG each")
 
@@ -145,7 +148,7 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
         raise t.TuneError("no valid combination in the grid (threshold_high < threshold_low)")
     keys = list(grid)
     recs = [lab.recording for lab in labels]
-    batch = t.make_batch(recs)
+    batch = t.make_batch(recs, args.camera)
     started = time.perf_counter()
     pauses = t.first_pauses(batch, sets)
     elapsed = time.perf_counter() - started
@@ -154,20 +157,23 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
                        keys)[0]
     ranked = t.rank(scores)
     goods = sum(1 for lab in labels if lab.failure_at is None)
-    frames = sum(len(r.frames) for r in recs)
+    frames = int(batch.valid.sum())
     header = (f"tune: {len(labels)} labelled prints ({goods} good, {len(labels) - goods} "
               f"failed), {frames:,} frames; {len(sets):,} settings"
               + (f" ({skipped} skipped: threshold_high < threshold_low)" if skipped else "")
               + f"; {len(sets) * frames / 1e6:.1f} M frame decisions in {elapsed:.2f} s")
     several = sum(len(r.camera_names()) > 1 for r in recs)
-    if several:
+    if args.camera is not None:
+        header += f"\ncamera {args.camera} alone: the other cameras' frames are left out"
+    elif several:
         header += (f"\n{several} of the prints were watched by several cameras: each camera "
                    "keeps its own statistics, and a print pauses when any camera fails")
     if goods == 0 or goods == len(labels):
         header += ("\nnote: label both good and failed prints; with only one kind the search "
                    "can only " + ("avoid pauses" if goods else "pause early"))
     t.print_report(labels, ranked, baseline, keys, args.max_delay, out, top=max(1, args.top),
-                   header=header, cameras=t.camera_pauses(batch, ranked[0].settings))
+                   header=header, camera=args.camera,
+                   cameras=t.camera_pauses(batch, ranked[0].settings))
     if args.plot:
         from failwatch_moonraker.tools.plot import plot_replay
         from failwatch_moonraker.tools.replay import describe_settings, replay
@@ -177,7 +183,8 @@ def _tune(args: argparse.Namespace, out: TextIO) -> int:
         best = ranked[0].settings
         for lab in labels:
             target = folder / (lab.recording.path.stem + ".png")
-            plot_replay(replay(lab.recording, best), target, failure_at=lab.failure_at,
+            plot_replay(replay(lab.recording, best, camera=args.camera), target,
+                        failure_at=lab.failure_at,
                         subtitle="tuned: " + describe_settings(best, keys))
         print(f"\nplots: {len(labels)} PNG files in {folder}", file=out)
     return 0

@@ -43,6 +43,7 @@ from failwatch_moonraker.tools.replay import (
     SETTINGS,
     SettingsError,
     allowed_keys,
+    camera_choice,
     clock,
     make_settings,
     session_params,
@@ -238,9 +239,10 @@ def first_pause_plain(rec: Recording, settings: DetectionConfig,
     return -1
 
 
-def first_pauses_plain(recs: Sequence[Recording], sets: Sequence[DetectionConfig]) -> Ints:
+def first_pauses_plain(recs: Sequence[Recording], sets: Sequence[DetectionConfig],
+                       camera: str | None = None) -> Ints:
     """(settings, prints) first-pause indices, the plain way (the reference)."""
-    return np.array([[first_pause_plain(rec, s) for rec in recs] for s in sets],
+    return np.array([[first_pause_plain(rec, s, camera) for rec in recs] for s in sets],
                     dtype=np.int64).reshape(len(sets), len(recs))
 
 
@@ -282,13 +284,16 @@ def _stat(stats: Mapping[str, Any], key: str, kind: type) -> Any:
         else kind(0)
 
 
-def make_batch(recs: Sequence[Recording]) -> Batch:
+def make_batch(recs: Sequence[Recording], camera: str | None = None) -> Batch:
+    """``camera``: that camera's frames alone, of every print (tune --camera), as if
+    it were the printer's only camera; a print without it is a CameraError."""
     rows: list[tuple[int, str, list[int]]] = []  # (print, camera, frame indices)
     for i, rec in enumerate(recs):
-        names = rec.camera_names()
+        names = rec.camera_names() if camera is None else [camera_choice(rec, camera)]
         own: dict[str, list[int]] = {name: [] for name in names}
         for j, frame in enumerate(rec.frames):
-            own.setdefault(frame.camera, []).append(j)
+            if camera is None or frame.camera == camera:
+                own.setdefault(frame.camera, []).append(j)
         rows.extend((i, name, indices) for name, indices in own.items())
     count = max((len(indices) for _, _, indices in rows), default=0)
     shape = (len(rows), count)
@@ -500,10 +505,11 @@ def snippet(settings: DetectionConfig, keys: Sequence[str]) -> str:
 
 def print_report(labels: Sequence[Labelled], ranked: Sequence[Score], baseline: Score,
                  keys: Sequence[str], max_delay: float, out: TextIO, *, top: int = 10,
-                 header: str = "",
+                 header: str = "", camera: str | None = None,
                  cameras: Sequence[Sequence[tuple[str, int]]] | None = None) -> None:
     """``cameras``: per print, what each camera alone does with the best settings
-    (:func:`camera_pauses`); shown for the prints with several cameras."""
+    (:func:`camera_pauses`); shown for the prints with several cameras, unless
+    ``camera`` (tune --camera) was the one camera tuned on."""
     if header:
         print(header, file=out)
     widths = {k: max(len(k), 6) for k in keys}
@@ -539,7 +545,7 @@ def print_report(labels: Sequence[Labelled], ranked: Sequence[Score], baseline: 
             else:
                 late = " (LATE: beyond --max-delay)" if at - lab.failure_at > max_delay else ""
                 verdict = f"{began}, paused at {at:.0f} s, {at - lab.failure_at:.0f} s later{late}"
-        several = len(lab.recording.camera_names()) > 1
+        several = camera is None and len(lab.recording.camera_names()) > 1
         if several and at is not None:
             verdict += f" (camera {lab.recording.frames[index].camera})"
         print(f"  {lab.name}: {verdict}", file=out)

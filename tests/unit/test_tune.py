@@ -131,6 +131,20 @@ def test_vectorised_equals_the_plain_loop_with_two_cameras() -> None:
             assert index == (min(own) if own else -1)
 
 
+def test_one_camera_alone_equals_the_plain_loop_of_that_camera() -> None:
+    sets, _ = expand_grid(EVERY_KEY, make_settings({}, {}))
+    sets = sets[::4]
+    prints = two_camera_prints()[:4]  # every one has a camera "front"
+    for camera in ("front", "side"):
+        batch = make_batch(prints, camera)
+        assert batch.cameras == [camera] * 4
+        fast = first_pauses(batch, sets)
+        np.testing.assert_array_equal(fast, first_pauses_plain(prints, sets, camera))
+        assert (fast == -1).any() and (fast >= 0).any()
+        paused = [(i, int(index)) for row in fast for i, index in enumerate(row) if index >= 0]
+        assert all(prints[i].frames[index].camera == camera for i, index in paused)
+
+
 def test_vectorised_equals_the_plain_loop_on_the_default_grid() -> None:
     prints = [synthetic_print(20 + i, 200, failure_frame=120 if i % 2 else None, level=0.8,
                               bursts=3, burst_level=0.9) for i in range(4)]
@@ -220,18 +234,7 @@ def test_grid_files_are_checked(tmp_path: Path) -> None:
 
 
 def test_tune_with_two_cameras_counts_a_failure_only_one_camera_sees(tmp_path: Path) -> None:
-    lines = []
-    for i in range(6):
-        failing = i % 2 == 0
-        quiet = {"bursts": 3, "burst_level": 1.4, "long_mean": 0.03 + 0.01 * i}
-        side = {"failure_frame": 300, "level": 1.2 + 0.1 * i} if failing else quiet
-        rec = synthetic_cameras(300 + i, 400, {"front": quiet, "side": side},
-                                name=f"two-{i}")
-        write_recording(tmp_path / f"t{i}.jsonl", rec)
-        began = rec.frames_of("side")[300].t - rec.start_time
-        lines.append(f"t{i}.jsonl: {began if failing else 'good'}")
-    labels = tmp_path / "labels.yaml"
-    labels.write_text("\n".join(lines) + "\n")
+    labels = two_camera_labels(tmp_path)
     code, out, err = run_cli("tune", str(labels), "--top", "3")
     assert code == 0, err
     assert "tune: 6 labelled prints (3 good, 3 failed), 4,800 frames" in out
@@ -245,3 +248,46 @@ def test_tune_with_two_cameras_counts_a_failure_only_one_camera_sees(tmp_path: P
     assert caught is not None and caught[1] == caught[2]
     assert "  t1.jsonl: good print, never paused\n    each camera alone would pause: front " \
         "never; side never\n" in out
+
+
+def two_camera_labels(tmp_path: Path) -> Path:
+    """Six prints, two cameras each; the failed ones (0, 2, 4) seen by "side" alone."""
+    lines = []
+    for i in range(6):
+        failing = i % 2 == 0
+        quiet = {"bursts": 3, "burst_level": 1.4, "long_mean": 0.03 + 0.01 * i}
+        side = {"failure_frame": 300, "level": 1.2 + 0.1 * i} if failing else quiet
+        rec = synthetic_cameras(300 + i, 400, {"front": quiet, "side": side},
+                                name=f"two-{i}")
+        write_recording(tmp_path / f"t{i}.jsonl", rec)
+        began = rec.frames_of("side")[300].t - rec.start_time
+        lines.append(f"t{i}.jsonl: {began if failing else 'good'}")
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("\n".join(lines) + "\n")
+    return labels
+
+
+def test_tune_on_one_camera_alone(tmp_path: Path) -> None:
+    labels = two_camera_labels(tmp_path)
+    code, out, err = run_cli("tune", str(labels), "--top", "3", "--camera", "side")
+    assert code == 0, err
+    assert "tune: 6 labelled prints (3 good, 3 failed), 2,400 frames" in out
+    assert "camera side alone: the other cameras' frames are left out" in out
+    assert "each camera alone would pause" not in out
+    best = next(line.split() for line in out.splitlines() if line.strip().startswith("1 "))
+    assert best[1:7] == ["0", "of", "6", "3", "of", "3"]
+    assert re.search(r"  t0.jsonl: failure began 3011 s, paused at \d+ s, \d+ s later\n", out)
+    # front never sees the failures: tuned on it alone, none is caught
+    code, out, err = run_cli("tune", str(labels), "--top", "3", "--camera", "front")
+    assert code == 0, err
+    best = next(line.split() for line in out.splitlines() if line.strip().startswith("1 "))
+    assert best[1:7] == ["0", "of", "6", "0", "of", "3"]
+    assert "  t0.jsonl: failure began 3011 s, NOT paused\n" in out
+
+
+def test_tune_camera_that_a_recording_lacks_is_refused(tmp_path: Path) -> None:
+    labels = two_camera_labels(tmp_path)
+    code, out, err = run_cli("tune", str(labels), "--camera", "back")
+    assert code == 2 and out == ""
+    assert err == (f"failwatch-moonraker tune: --camera back: no such camera in "
+                   f"{tmp_path / 't0.jsonl'}; its cameras: front, side\n")
