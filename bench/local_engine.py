@@ -7,7 +7,8 @@ letterbox in the image thread, and everything the process did per frame).
 
 (h) A stand-in for Klippy's host process: nice 0, wakes every 10 ms and records
 how late it woke. Measured idle, then with the engine scoring back to back at
-failwatch's default nice (10), then with the same engine at nice 0, in one run.
+failwatch's defaults (nice 10, ``cpus: auto``: every CPU but CPU 0), then on every
+CPU at nice 10 and at nice 0, in one run.
 
 Run as ``python -m bench.local_engine drive|klippy ...`` for the child processes.
 """
@@ -57,7 +58,7 @@ async def _drive(jpeg_path: str, nice: int, cpus: str, frames: int, seconds: flo
     jpeg = Path(jpeg_path).read_bytes()
     text = f"[predictor]\nbackend: pinozcam\nnice: {nice}\ntimeout: 60\n"
     if cpus:
-        text += f"cpus: {cpus}\n"
+        text += f"cpus: {cpus}\n"  # else the default, auto
     pred = pinozcam.PinozcamPredictor(parse_config(text).predictor)
     try:
         await pred.warm_up()
@@ -80,7 +81,8 @@ async def _drive(jpeg_path: str, nice: int, cpus: str, frames: int, seconds: flo
         return {"frames": len(wall), "ms": wall, "cpu_ms_per_frame": cpu * 1000 / len(wall),
                 "prep_ms": [c * 1000 for c in prep_cpu], "driver_rss_mb": rss,
                 "engine_rss_mb": facts["rss_mb"], "engine_peak_mb": facts["peak_rss_mb"],
-                "engine_nice": facts["nice"], "startup_s": facts["startup_s"]}
+                "engine_nice": facts["nice"], "engine_cpus": facts["cpus"],
+                "startup_s": facts["startup_s"]}
     finally:
         await pred.close()
 
@@ -129,7 +131,7 @@ def _jpeg() -> str:
 
 async def measure_local(frames: int) -> dict[str, Any]:
     jpeg = _jpeg()
-    both = await _child("drive", jpeg, "--frames", str(frames))
+    both = await _child("drive", jpeg, "--frames", str(frames), "--cpus", "all")
     one = await _child("drive", jpeg, "--frames", str(max(5, frames // 2)), "--cpus", "0")
     return {"both": both, "one": one}
 
@@ -138,12 +140,13 @@ async def measure_klipper_share(seconds: float) -> dict[str, Any]:
     jpeg = _jpeg()
     idle = await _child("klippy", "--seconds", str(seconds))
     result: dict[str, Any] = {"idle": idle, "seconds": seconds}
-    for nice in (10, 0):
+    for case, nice, cpus in (("default", 10, "auto"), ("all10", 10, "all"),
+                             ("all0", 0, "all")):
         engine = asyncio.create_task(_child("drive", jpeg, "--seconds", str(seconds + 4),
-                                            "--nice", str(nice)))
+                                            "--nice", str(nice), "--cpus", cpus))
         await asyncio.sleep(2.0)  # the engine is loaded and scoring
-        result[f"nice{nice}"] = await _child("klippy", "--seconds", str(seconds))
-        result[f"engine{nice}"] = await engine
+        result[case] = await _child("klippy", "--seconds", str(seconds))
+        result[f"engine_{case}"] = await engine
     return result
 
 
@@ -165,13 +168,15 @@ def print_share(h: dict[str, Any], target: str) -> None:
     def fmt(r: dict[str, Any]) -> str:
         return f"p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms"
 
-    e10, e0 = h["engine10"], h["engine0"]
+    ed, e10, e0 = h["engine_default"], h["engine_all10"], h["engine_all0"]
     print(f"(h) Klippy stand-in (nice 0, wakes every 10 ms, {h['seconds']:.0f} s each) lateness: "
-          f"idle {fmt(h['idle'])}; engine scoring back to back at nice {e10['engine_nice']} "
-          f"(default) {fmt(h['nice10'])}; same engine at nice {e0['engine_nice']} "
-          f"{fmt(h['nice0'])} [target {target}]\n    engine meanwhile: "
-          f"{statistics.median(e10['ms']):.0f} ms/frame at nice 10, "
-          f"{statistics.median(e0['ms']):.0f} ms/frame at nice 0", flush=True)
+          f"idle {fmt(h['idle'])}; engine scoring back to back at the defaults (nice "
+          f"{ed['engine_nice']}, cpus auto = CPUs {ed['engine_cpus']}) {fmt(h['default'])}; "
+          f"on every CPU at nice {e10['engine_nice']} {fmt(h['all10'])}; on every CPU at nice "
+          f"{e0['engine_nice']} {fmt(h['all0'])} [target {target}]\n    engine meanwhile: "
+          f"{statistics.median(ed['ms']):.0f} ms/frame at the defaults, "
+          f"{statistics.median(e10['ms']):.0f} ms/frame on every CPU at nice 10, "
+          f"{statistics.median(e0['ms']):.0f} at nice 0", flush=True)
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ async def test_detect_bad_set_is_a_config_error(tmp_path: Path) -> None:
     code, _, err = await run_cli("detect", str(part), "--set", "backend=pinozcam",
                                  "--set", "cpus=0,99")
     assert code == 2
-    assert "[predictor] cpus: must list CPU numbers from 0 to" in err
+    assert "[predictor] cpus: must be auto, all, or CPU numbers from 0 to" in err
     code, _, err = await run_cli("detect", str(part), "--set", "backend")
     assert code == 2 and "expected KEY=VALUE" in err
 

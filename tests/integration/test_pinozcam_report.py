@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
+from failwatch_moonraker.config import auto_engine_cpus
 from sim.cli_run import run_cli
 from sim.daemon_config import config_for
 from sim.drawn import part_jpeg
@@ -29,7 +31,10 @@ async def test_check_reports_the_engine(tmp_path: Path) -> None:
     engine = next(line for line in out.splitlines() if line.startswith("[ OK ] engine:"))
     assert re.search(r"pinozcam-runtime 1\.\d+\.\d+, runner \S+/nozcam_daemon\.\w+\.static, "
                      r"model \S+/nozcam-cpu\.pte; started in \d+\.\d\d s, \d+ ms/frame, "
-                     r"RSS \d+ MB, nice 10, CPUs all", engine), engine
+                     r"RSS \d+ MB, nice 10, CPUs ", engine), engine
+    # cpus: auto, the default: every CPU but the lowest (a single-CPU host: all)
+    auto = auto_engine_cpus(os.sched_getaffinity(0))
+    assert engine.endswith(f"CPUs {','.join(map(str, auto)) or 'all'}"), engine
 
 
 async def test_status_macro_and_database_show_the_engine(tmp_path: Path) -> None:

@@ -6,13 +6,15 @@ import os
 
 import pytest
 
-from failwatch_moonraker.config import ConfigError, parse_config
+from failwatch_moonraker.config import ConfigError, auto_engine_cpus, parse_config
+
+MINE = sorted(os.sched_getaffinity(0))
 
 
 def test_defaults_without_credentials() -> None:
     p = parse_config("[predictor]\nbackend: pinozcam\n").predictor
-    assert (p.backend, p.cpus, p.nice, p.unload_after, p.timeout) == ("pinozcam", (), 10,
-                                                                      300.0, 30.0)
+    assert (p.backend, p.cpus, p.nice, p.unload_after, p.timeout) == (
+        "pinozcam", auto_engine_cpus(MINE), 10, 300.0, 30.0)
     assert (p.score_threshold, p.area_sensitivity) == (0.87, 0.04)
 
 
@@ -23,9 +25,32 @@ def test_values() -> None:
     assert (p.score_threshold, p.area_sensitivity) == (0.93, 0.06)
 
 
+@pytest.mark.parametrize(("available", "engine"), [
+    ([0, 1, 2, 3], (1, 2, 3)),  # a Pi 4: CPU 0 (the interrupts, and Klipper's) left free
+    ([0, 1], (1,)),
+    ([3, 2], (3,)),  # a daemon itself limited to CPUs 2-3: the lowest of those is left
+    ([0], ()),  # one CPU: nothing to leave, the engine may use it (nice still applies)
+])
+def test_auto_leaves_the_lowest_cpu_to_klipper(available: list[int],
+                                               engine: tuple[int, ...]) -> None:
+    assert auto_engine_cpus(available) == engine
+
+
+@pytest.mark.parametrize(("value", "engine"), [
+    ("auto", auto_engine_cpus(MINE)), ("", auto_engine_cpus(MINE)), ("All", ()),
+    (str(MINE[-1]), (MINE[-1],)),
+])
+def test_cpus_values(value: str, engine: tuple[int, ...]) -> None:
+    text = f"[predictor]\nbackend: pinozcam\ncpus: {value}\n"
+    assert parse_config(text).predictor.cpus == engine
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ("cpus: 0, 0", "[predictor] cpus: CPU '0' is listed more than once"),
-    ("cpus: one", "[predictor] cpus: must list CPU numbers from 0 to"),
+    ("cpus: one", "[predictor] cpus: must be auto, all, or CPU numbers from 0 to"),
+    ("cpus: all, 1", "[predictor] cpus: all stands alone: auto, all, or CPU numbers "
+                     "separated by commas"),
+    ("cpus: 0, AUTO", "[predictor] cpus: auto stands alone"),
     (f"cpus: {os.cpu_count()}", f"this machine has {os.cpu_count()} CPU(s)"),
     ("nice: -1", "[predictor] nice: must be an integer >= 0, got '-1'"),
     ("nice: 20", "[predictor] nice: must be an integer <= 19, got '20'"),
