@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from failwatch_moonraker.tools.record import RecordedFrame, Recording
+from failwatch_moonraker.tools.recording import RecordedFrame, Recording
 
 START = 1_700_000_000.0
 INTERVAL = 10.0

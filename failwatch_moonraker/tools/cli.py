@@ -72,7 +72,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     from failwatch_moonraker.config import ConfigError
     from failwatch_moonraker.tools.plot import PlotUnavailable
-    from failwatch_moonraker.tools.record import RecordingError
+    from failwatch_moonraker.tools.recording import RecordingError
     from failwatch_moonraker.tools.replay import CameraError, SettingsError
 
     problems: tuple[type[Exception], ...] = (ConfigError, RecordingError, SettingsError,
@@ -106,7 +106,7 @@ def _base_settings(path: str | None) -> dict[str, Any] | None:
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
-    from failwatch_moonraker.tools.record import read_recording
+    from failwatch_moonraker.tools.recording import read_recording
     from failwatch_moonraker.tools.replay import make_settings, parse_sets, print_report, replay
 
     rec = read_recording(args.recording)

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from failwatch_moonraker.config import ConfigError, DetectionConfig, detection_from
 from failwatch_moonraker.core.policy import Level, warning_threshold
 from failwatch_moonraker.core.session import SessionParams, WatchSession, params_from_detection
-from failwatch_moonraker.tools.record import Recording
+from failwatch_moonraker.tools.recording import Recording
 
 #: The [detection] options replay and tune understand (``interval`` is the camera's).
 SETTINGS = (

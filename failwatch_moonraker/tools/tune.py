@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from failwatch_moonraker.config import DetectionConfig
 from failwatch_moonraker.core.policy import Level
-from failwatch_moonraker.tools.record import Recording, RecordingError, read_recording
+from failwatch_moonraker.tools.recording import Recording, RecordingError, read_recording
 from failwatch_moonraker.tools.replay import (
     SETTINGS,
     SettingsError,

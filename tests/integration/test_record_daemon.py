@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from failwatch_moonraker.tools.record import FORMAT, file_stem
+from failwatch_moonraker.tools.recording import FORMAT, file_stem
 from sim.daemon_config import config_for, seed_established_printer
 from sim.harness import SimPrinter
 from sim.waits import running_daemon, wait_until

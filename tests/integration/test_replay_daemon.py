@@ -15,7 +15,7 @@ import pytest
 
 from failwatch_moonraker.cli import main
 from failwatch_moonraker.core.policy import Level
-from failwatch_moonraker.tools.record import file_stem, read_recording
+from failwatch_moonraker.tools.recording import file_stem, read_recording
 from failwatch_moonraker.tools.replay import make_settings, replay
 from sim.camera import FakeCamera
 from sim.daemon_config import config_for, seed_established_printer

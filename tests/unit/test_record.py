@@ -16,7 +16,8 @@ from failwatch_moonraker.config import RecordConfig, parse_config
 from failwatch_moonraker.core.session import SessionParams, WatchSession
 from failwatch_moonraker.core.stats import TemporalStats
 from failwatch_moonraker.predictors import Prediction
-from failwatch_moonraker.tools.record import Recorder, read_recording
+from failwatch_moonraker.tools.record import Recorder
+from failwatch_moonraker.tools.recording import read_recording
 
 T0 = 1_750_000_000.0
 

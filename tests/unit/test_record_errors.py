@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from failwatch_moonraker.predictors import Prediction
-from failwatch_moonraker.tools import record
+from failwatch_moonraker.tools import record, recording
 from failwatch_moonraker.tools.record import Recorder
 from tests.unit.test_record import T0, config, feed, new_session, records
 
@@ -86,9 +86,9 @@ def test_a_recording_with_scores_the_statistics_refuse_is_read_without_them(
               '{"t": 5, "p": 0.2}']
     path = tmp_path / "a.jsonl"
     path.write_text("\n".join([header, *frames]) + "\n")
-    rec = record.read_recording(path)
+    rec = recording.read_recording(path)
     assert [f.p for f in rec.frames] == [0.1, 0.2] and rec.bad_lines == 4
     csv_path = tmp_path / "a.csv"
     csv_path.write_text("time,p\n0,0.1\n10,-3\n")
-    with pytest.raises(record.RecordingError, match="line 3: p must be a number from 0 to 1000"):
-        record.read_recording(csv_path)
+    with pytest.raises(recording.RecordingError, match="line 3: p must be a number from 0 to 1000"):
+        recording.read_recording(csv_path)

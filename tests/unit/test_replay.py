@@ -11,7 +11,7 @@ from PIL import Image, ImageStat
 
 from failwatch_moonraker.cli import main
 from failwatch_moonraker.core.policy import Level
-from failwatch_moonraker.tools.record import RecordedFrame, read_recording, write_recording
+from failwatch_moonraker.tools.recording import RecordedFrame, read_recording, write_recording
 from failwatch_moonraker.tools.replay import (
     SettingsError,
     make_settings,

@@ -20,7 +20,8 @@ from failwatch_moonraker.cli import main
 from failwatch_moonraker.core.policy import Level
 from failwatch_moonraker.core.session import SessionParams, WatchSession
 from failwatch_moonraker.predictors import Prediction
-from failwatch_moonraker.tools.record import Recorder, read_recording, write_recording
+from failwatch_moonraker.tools.record import Recorder
+from failwatch_moonraker.tools.recording import read_recording, write_recording
 from failwatch_moonraker.tools.replay import make_settings, replay
 from sim.recordings import synthetic_cameras
 from tests.unit.test_record import config, records

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from failwatch_moonraker.cli import main
-from failwatch_moonraker.tools.record import Recording, write_recording
+from failwatch_moonraker.tools.recording import Recording, write_recording
 from failwatch_moonraker.tools.replay import make_settings
 from failwatch_moonraker.tools.tune import (
     TuneError,
