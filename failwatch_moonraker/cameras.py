@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from failwatch_moonraker import cfgfile
 from failwatch_moonraker import config as _cfg
 from failwatch_moonraker.camera.snapshot import (
     CameraSource,
@@ -52,7 +53,7 @@ def camera_sections(data: Mapping[str, Any]) -> list[str]:
     return [name for name in data if is_camera_section(name)]
 
 
-class _NamedCameraSection(_cfg.Section):
+class _NamedCameraSection(cfgfile.Section):
     """A ``[camera NAME]`` with the inherited ``[camera]`` defaults underneath. A bad
     inherited value is reported once, against ``[camera]``, not again here."""
 
@@ -68,7 +69,7 @@ class _NamedCameraSection(_cfg.Section):
             self._problems.option(self.name, option, message)
 
 
-def build_cameras(data: Mapping[str, Mapping[str, str]], camera: _cfg.Section,
+def build_cameras(data: Mapping[str, Mapping[str, str]], camera: cfgfile.Section,
                   base: _cfg.CameraConfig, path: str, problems: Any, *,
                   sections_allowed: bool = True) -> tuple[_cfg.CameraConfig, ...]:
     """The named cameras (empty: the single ``[camera]``)."""
@@ -86,7 +87,7 @@ def build_cameras(data: Mapping[str, Mapping[str, str]], camera: _cfg.Section,
     names: dict[str, str] = {}
     for webcam in webcams:
         if not NAME_RE.fullmatch(webcam):
-            camera.error("webcams", f"the webcam name {_cfg._show(webcam)} cannot name a "
+            camera.error("webcams", f"the webcam name {cfgfile.show(webcam)} cannot name a "
                          f"camera: it must be {NAME_RULE.split(', e.g.')[0]}")
             continue
         names[webcam.lower()] = f"[{where}] webcams"
@@ -99,7 +100,7 @@ def build_cameras(data: Mapping[str, Mapping[str, str]], camera: _cfg.Section,
             problems.section(section, "in a farm, a printer's cameras are named with "
                              "camera_webcams in its [printer NAME] section")
         return tuple(cameras)
-    ctx = _cfg._Context(path)
+    ctx = cfgfile.Context(path)
     for section in sections:
         name = section.split(None, 1)[1].strip()
         if not NAME_RE.fullmatch(name):
@@ -120,7 +121,7 @@ def build_cameras(data: Mapping[str, Mapping[str, str]], camera: _cfg.Section,
                 problems.option(section, option, "unknown option; webcams belongs in "
                                 "[camera] (it names several cameras at once)")
             elif option not in sec.known:
-                guess = _cfg._hint(option, sec.known, _cfg._OPTION_ALIASES.get("camera", {}))
+                guess = cfgfile.hint(option, sec.known, _cfg._OPTION_ALIASES.get("camera", {}))
                 problems.option(section, option, f"unknown option; did you mean '{guess}'?"
                                 if guess else "unknown option; options of a camera section: "
                                 + ", ".join(o for o in sec.known))
@@ -133,7 +134,7 @@ def build_cameras(data: Mapping[str, Mapping[str, str]], camera: _cfg.Section,
     return tuple(cameras)
 
 
-def _given(sec: _cfg.Section, option: str) -> bool:
+def _given(sec: cfgfile.Section, option: str) -> bool:
     """Set to something (an empty value means the default)."""
     return bool((sec.raw(option) or "").strip())
 

@@ -1,20 +1,9 @@
-"""Loading and validating ``failwatch.cfg``.
+"""``failwatch.cfg``: every section's options, their defaults and bounds, and the loader.
 
-The file uses Moonraker's flavour of INI:
-
-* ``[section]`` headers and ``option: value`` (or ``option = value``) lines;
-* ``#`` and ``;`` start a full-line comment; an inline comment needs whitespace
-  before the ``#``/``;`` (so ``http://host/#frag`` keeps its ``#``), and ``\\#``
-  yields a literal ``#`` even after whitespace;
-* values continue on following indented lines;
-* no interpolation, and duplicate sections or options are errors.
-
-:mod:`configparser` does the tokenising.  On top of it, :class:`Section` offers one
-typed getter per kind of option (like Moonraker's ``ConfigHelper``).  Every getter
-records the option it reads, so once the whole :class:`Config` has been built the
-loader can report every option it never asked for (and every section it does not
-know) as unknown.  Problems are collected, not raised one by one: a single
-:class:`ConfigError` lists all of them, one per line.
+One builder per section reads all of its options through the typed getters of
+:mod:`failwatch_moonraker.cfgfile` (the file's syntax, :class:`Section`,
+:class:`ConfigError`); the loader then reports every option it never asked for, and
+every section it does not know, as unknown, all problems in one error.
 
 The values of secret options (``api_key``, ``access_token``) never appear in an
 error message.
@@ -22,18 +11,25 @@ error message.
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
-import difflib
-import math
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar, overload
+from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from failwatch_moonraker.camera.mask import Rect, parse_mask
+from failwatch_moonraker.cfgfile import (
+    INT_RE,
+    ConfigError,
+    Context,
+    Problems,
+    Section,
+    hint,
+    number,
+    read_sections,
+    show,
+)
 
 __all__ = [
     "ACTIONS",
@@ -125,29 +121,9 @@ _OPTION_ALIASES: Final[Mapping[str, Mapping[str, str]]] = {
 # mangle ordinary words); they are still never echoed deliberately.
 _MIN_SCRUB_LEN = 6
 
-# Stand-in for an escaped "\#" while configparser strips inline comments.
-_ESCAPED_HASH = "\ue000"
-
-# A section name configparser will never see, so that "[DEFAULT]" is an ordinary
-# (unknown) section instead of silently feeding defaults into every section.
-_NO_DEFAULT_SECTION = "\ue001no-default\ue001"
 
 
-class ConfigError(Exception):
-    """The configuration is unusable.
 
-    ``str(error)`` lists every problem found, one per line; :attr:`problems` holds
-    them as a tuple.
-    """
-
-    def __init__(self, problems: str | Iterable[str]) -> None:
-        if isinstance(problems, str):
-            problems = (problems,)
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__("\n".join(self.problems))
-
-    def __str__(self) -> str:
-        return "\n".join(self.problems)
 
 
 # ---------------------------------------------------------------------------
@@ -317,323 +293,6 @@ class Config:
 # ---------------------------------------------------------------------------
 
 
-class _Missing:
-    """Type of :data:`REQUIRED`: the option has no default."""
-
-    _instance: _Missing | None = None
-
-    def __new__(cls) -> _Missing:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "REQUIRED"
-
-
-REQUIRED: Final = _Missing()
-
-T = TypeVar("T")
-
-_BOOLEANS: Final[Mapping[str, bool]] = {
-    "true": True,
-    "yes": True,
-    "on": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "off": False,
-    "0": False,
-}
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-# No option needs more; a larger window or count would overflow a float in the core.
-INT_LIMIT: Final = 10**15
-
-
-def _num(value: float) -> str:
-    """Format a bound for a message: ``0.1``, ``3600``."""
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-def _show(value: str) -> str:
-    """Quote a (non-secret) value for a message, shortened if long."""
-    if len(value) > 80:
-        value = value[:77] + "..."
-    return repr(value)
-
-
-class _Problems:
-    """Collects error messages for one file."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.messages: list[str] = []
-
-    def file(self, message: str) -> None:
-        self.messages.append(f"{self.path}: {message}")
-
-    def section(self, section: str, message: str) -> None:
-        self.messages.append(f"{self.path}: [{section}]: {message}")
-
-    def option(self, section: str, option: str, message: str) -> None:
-        self.messages.append(f"{self.path}: [{section}] {option}: {message}")
-
-
-class Section:
-    """Typed access to one section; a missing section behaves like an empty one.
-
-    Every getter records the option as known (see :attr:`known`), whether or not it
-    is set, so the loader can report the options nobody read.  A getter without a
-    default makes the option required.  Problems are recorded, not raised; a getter
-    whose value is bad returns its default (or a dummy when required; ``getlist``
-    returns the valid items) so that the loader can carry on and report everything
-    at once, and :meth:`ok` tells cross-option checks whether an option came
-    through cleanly.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        values: Mapping[str, str] | None,
-        problems: _Problems,
-        secret: Iterable[str] = (),
-    ) -> None:
-        self.name = name
-        self.present = values is not None
-        self._values: dict[str, str] = dict(values or {})
-        self._problems = problems
-        self._secret = frozenset(secret)
-        self.known: list[str] = []
-        self._failed: set[str] = set()
-
-    # -- helpers --------------------------------------------------------------
-
-    def _lookup(self, option: str) -> str | None:
-        if option not in self.known:
-            self.known.append(option)
-        return self._values.get(option)
-
-    def error(self, option: str, message: str) -> None:
-        """Record a problem with ``option``."""
-        self._failed.add(option)
-        self._problems.option(self.name, option, message)
-
-    def ok(self, option: str) -> bool:
-        """True if no problem was recorded for ``option``."""
-        return option not in self._failed
-
-    def is_set(self, option: str) -> bool:
-        return option in self._values
-
-    def raw(self, option: str) -> str | None:
-        """The raw text of ``option`` (None if unset); does not mark it as known."""
-        return self._values.get(option)
-
-    def _got(self, option: str, raw: str) -> str:
-        if option in self._secret:
-            return " (value not shown)"
-        return f", got {_show(raw)}"
-
-    def _absent(self, option: str, default: T | _Missing, dummy: T) -> T:
-        if isinstance(default, _Missing):
-            self.error(option, "required option is missing")
-            return dummy
-        return default
-
-    # -- getters --------------------------------------------------------------
-
-    def get(
-        self, option: str, default: str | _Missing = REQUIRED, *, multiline: bool = False
-    ) -> str:
-        """A string.  Unless ``multiline``, the value must fit on one line."""
-        raw = self._lookup(option)
-        if raw is None:
-            return self._absent(option, default, "")
-        if not multiline and "\n" in raw:
-            self.error(option, "must be a single line" + self._got(option, raw))
-            return default if isinstance(default, str) else ""
-        return raw
-
-    def getint(
-        self,
-        option: str,
-        default: int | _Missing = REQUIRED,
-        minval: int | None = None,
-        maxval: int | None = None,
-    ) -> int:
-        raw = self._lookup(option)
-        if raw is None:
-            return self._absent(option, default, 0)
-        fallback = default if isinstance(default, int) else 0
-        if not _INT_RE.fullmatch(raw.strip()):
-            desc = _describe("an integer", minval, maxval, None)
-            self.error(option, f"must be {desc}{self._got(option, raw)}")
-            return fallback
-        text = raw.strip()
-        digits = text.lstrip("+-").lstrip("0") or "0"
-        sign = -1 if text.startswith("-") else 1
-        if len(digits) > len(str(INT_LIMIT)):  # int() refuses more than 4300 digits
-            value = sign * (INT_LIMIT + 1)
-        else:
-            value = sign * int(digits)
-        if value < -INT_LIMIT and minval is None:
-            self.error(option, f"must be an integer >= {-INT_LIMIT}{self._got(option, raw)}")
-            return fallback
-        if value > INT_LIMIT and maxval is None:
-            self.error(option, f"must be an integer <= {INT_LIMIT}{self._got(option, raw)}")
-            return fallback
-        if minval is not None and value < minval:
-            self.error(option, f"must be an integer >= {minval}{self._got(option, raw)}")
-            return fallback
-        if maxval is not None and value > maxval:
-            self.error(option, f"must be an integer <= {maxval}{self._got(option, raw)}")
-            return fallback
-        return value
-
-    def getfloat(
-        self,
-        option: str,
-        default: float | _Missing = REQUIRED,
-        minval: float | None = None,
-        maxval: float | None = None,
-        above: float | None = None,
-    ) -> float:
-        raw = self._lookup(option)
-        if raw is None:
-            return float(self._absent(option, default, 0.0))
-        fallback = float(default) if isinstance(default, (int, float)) else 0.0
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            desc = _describe("a number", minval, maxval, above)
-            self.error(option, f"must be {desc}{self._got(option, raw)}")
-            return fallback
-        if minval is not None and value < minval:
-            self.error(option, f"must be a number >= {_num(minval)}{self._got(option, raw)}")
-            return fallback
-        if above is not None and value <= above:
-            self.error(option, f"must be a number > {_num(above)}{self._got(option, raw)}")
-            return fallback
-        if maxval is not None and value > maxval:
-            self.error(option, f"must be a number <= {_num(maxval)}{self._got(option, raw)}")
-            return fallback
-        return value
-
-    @overload
-    def getboolean(self, option: str, default: bool | _Missing = ...) -> bool: ...
-
-    @overload
-    def getboolean(self, option: str, default: None) -> bool | None: ...
-
-    def getboolean(self, option: str, default: bool | None | _Missing = REQUIRED) -> bool | None:
-        """true/false, yes/no, on/off, 1/0 (any case).
-
-        With a ``None`` default an empty value means "not set" and gives ``None``.
-        """
-        raw = self._lookup(option)
-        if raw is None or (default is None and not raw.strip()):
-            return self._absent(option, default, False)
-        value = _BOOLEANS.get(raw.strip().lower())
-        if value is None:
-            self.error(
-                option,
-                "must be a boolean (true/false, yes/no, on/off, 1/0)" + self._got(option, raw),
-            )
-            return default if isinstance(default, bool) else False
-        return value
-
-    @overload
-    def getchoice(
-        self, option: str, choices: Sequence[str], default: str | _Missing = ...
-    ) -> str: ...
-
-    @overload
-    def getchoice(
-        self, option: str, choices: Mapping[str, T], default: T | _Missing = ...
-    ) -> T: ...
-
-    def getchoice(
-        self,
-        option: str,
-        choices: Mapping[str, object] | Sequence[str],
-        default: object = REQUIRED,
-    ) -> object:
-        """One of ``choices`` (compared case-insensitively).
-
-        ``choices`` is either a sequence of spellings (the canonical spelling is
-        returned) or a mapping from spelling to the value returned.  With a ``None``
-        default an empty value means "not set" and gives ``None``.
-        """
-        mapping: Mapping[str, object] = (
-            choices if isinstance(choices, Mapping) else {c: c for c in choices}
-        )
-        raw = self._lookup(option)
-        dummy = next(iter(mapping.values()))
-        if raw is None or (default is None and not raw.strip()):
-            return self._absent(option, default, dummy)
-        wanted = raw.strip().lower()
-        for spelling, value in mapping.items():
-            if spelling.lower() == wanted:
-                return value
-        allowed = ", ".join(mapping)
-        self.error(
-            option,
-            f"must be one of: {allowed}; got {_show(raw)}"
-            if option not in self._secret
-            else f"must be one of: {allowed}",
-        )
-        return dummy if isinstance(default, _Missing) else default
-
-    def getlist(
-        self,
-        option: str,
-        default: Sequence[str] | _Missing = REQUIRED,
-        allowed: Sequence[str] | None = None,
-        *,
-        kind: str = "item",
-    ) -> tuple[str, ...]:
-        """A comma- (or newline-) separated list; empty items are ignored.
-
-        With ``allowed``, items are matched case-insensitively against it and
-        returned in its spelling.  An item may appear only once.  On problems the
-        valid items are still returned, so that checks across options can run too.
-        """
-        raw = self._lookup(option)
-        if raw is None:
-            return tuple(self._absent(option, default, ()))
-        items = [item.strip() for item in re.split(r"[,\n]", raw)]
-        result: list[str] = []
-        for item in items:
-            if not item:
-                continue
-            if allowed is not None:
-                canonical = next((a for a in allowed if a.lower() == item.lower()), None)
-                if canonical is None:
-                    shown = _show(item) if option not in self._secret else "(not shown)"
-                    self.error(option, f"unknown {kind} {shown}; allowed: {', '.join(allowed)}")
-                    continue
-                item = canonical
-            if item in result:
-                shown = _show(item) if option not in self._secret else "(not shown)"
-                self.error(option, f"{kind} {shown} is listed more than once")
-                continue
-            result.append(item)
-        return tuple(result)
-
-
-def _describe(kind: str, minval: float | None, maxval: float | None, above: float | None) -> str:
-    bounds = []
-    if minval is not None:
-        bounds.append(f">= {_num(minval)}")
-    if above is not None:
-        bounds.append(f"> {_num(above)}")
-    if maxval is not None:
-        bounds.append(f"<= {_num(maxval)}")
-    return f"{kind} {' and '.join(bounds)}" if bounds else kind
 
 
 # ---------------------------------------------------------------------------
@@ -642,20 +301,6 @@ def _describe(kind: str, minval: float | None, maxval: float | None, above: floa
 # ---------------------------------------------------------------------------
 
 
-class _Context:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        # Directory that relative paths in the file are resolved against (None for
-        # text that did not come from a file, e.g. "<string>").
-        self.base_dir = None if path.startswith("<") else os.path.dirname(path)
-
-    def file_path(self, value: str) -> str:
-        if not value:
-            return value
-        value = os.path.expanduser(value)
-        if self.base_dir is not None and not os.path.isabs(value):
-            value = os.path.normpath(os.path.join(self.base_dir, value))
-        return value
 
 
 def _http_url(sec: Section, option: str, value: str, *, relative_ok: bool = False) -> str:
@@ -671,7 +316,7 @@ def _http_url(sec: Section, option: str, value: str, *, relative_ok: bool = Fals
         allowed = "an http:// or https:// URL, or a path on Moonraker's host starting with '/'"
     else:
         allowed = "an http:// or https:// URL"
-    sec.error(option, f"must be {allowed}, got {_show(value)}")
+    sec.error(option, f"must be {allowed}, got {show(value)}")
     return ""
 
 
@@ -684,7 +329,7 @@ def _moonraker_url(sec: Section, value: str) -> str:
         sec.error(
             "url",
             "must be a ws:// or wss:// URL (http:// and https:// are converted), "
-            f"got {_show(value)}",
+            f"got {show(value)}",
         )
         return value
     path = parts.path if parts.path not in ("", "/") else "/websocket"
@@ -696,7 +341,7 @@ def _check_secret(sec: Section, option: str, value: str) -> None:
         sec.error(option, "must not contain spaces or line breaks (value not shown)")
 
 
-def _build_moonraker(sec: Section, ctx: _Context) -> MoonrakerConfig:
+def _build_moonraker(sec: Section, ctx: Context) -> MoonrakerConfig:
     url = _moonraker_url(sec, sec.get("url", "ws://127.0.0.1:7125/websocket").strip())
     api_key = sec.get("api_key", "")
     _check_secret(sec, "api_key", api_key)
@@ -709,7 +354,7 @@ _ROTATIONS: Final[Mapping[str, int]] = {"0": 0, "90": 90, "180": 180, "270": 270
 MAX_MEGAPIXELS: Final = 150.0
 
 
-def _build_camera(sec: Section, ctx: _Context) -> CameraConfig:
+def _build_camera(sec: Section, ctx: Context) -> CameraConfig:
     snapshot_url = _http_url(sec, "snapshot_url", sec.get("snapshot_url", ""), relative_ok=True)
     webcam = sec.get("webcam", "")
     timeout = sec.getfloat("timeout", 5.0, minval=0.5, maxval=120.0)
@@ -759,7 +404,7 @@ def _mask_source_problem(config: Config, farm: bool) -> str | None:
             "(failwatch then serves each masked frame) or remove the mask")
 
 
-def _check_mask_sources(config: Config, farm: Sequence[str], problems: _Problems) -> None:
+def _check_mask_sources(config: Config, farm: Sequence[str], problems: Problems) -> None:
     if not farm:
         problem = _mask_source_problem(config, farm=False)
         if problem:
@@ -773,7 +418,7 @@ def _check_mask_sources(config: Config, farm: Sequence[str], problems: _Problems
                             "predictor_image_source", problem)
 
 
-def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
+def _build_predictor(sec: Section, ctx: Context) -> PredictorConfig:
     backend = sec.getchoice("backend", PREDICTOR_BACKENDS, "obico")
     url = sec.get("url", "").strip() or _BACKEND_URLS.get(backend, "")
     url = _http_url(sec, "url", url)
@@ -784,14 +429,14 @@ def _build_predictor(sec: Section, ctx: _Context) -> PredictorConfig:
     _check_secret(sec, "api_key", api_key)
     printer_id = sec.get("printer_id", "").strip()
     if any(ch.isspace() for ch in printer_id) and sec.ok("printer_id"):
-        sec.error("printer_id", f"must not contain spaces, got {_show(printer_id)}")
+        sec.error("printer_id", f"must not contain spaces, got {show(printer_id)}")
     timeout = sec.getfloat("timeout", 30.0, minval=1.0, maxval=300.0)
     bending_factor = sec.getfloat("bending_factor", 1.0, above=0.0, maxval=10.0)
     image_source = sec.getchoice("image_source", ML_API_IMAGE_SOURCES, "serve")
     image_bind = sec.get("image_bind", "0.0.0.0").strip()
     if sec.ok("image_bind") and not _is_ip_address(image_bind):
         sec.error("image_bind", "must be an IP address of this machine to listen on "
-                  f"(0.0.0.0 = every interface), got {_show(image_bind)}")
+                  f"(0.0.0.0 = every interface), got {show(image_bind)}")
     image_port = sec.getint("image_port", 7135, minval=0, maxval=65535)
     image_url = _http_url(sec, "image_url", sec.get("image_url", "").strip()).rstrip("/")
     cpus, nice, unload_after = _local_engine_options(sec)
@@ -822,7 +467,7 @@ def _default_model() -> str:
     return str(default_model_path())
 
 
-def _onnx_options(sec: Section, ctx: _Context, cpus: tuple[int, ...]
+def _onnx_options(sec: Section, ctx: Context, cpus: tuple[int, ...]
                   ) -> tuple[str, int, float, float]:
     """``model``, ``threads``, ``confidence_threshold``, ``nms_threshold`` of backend onnx."""
     model = ctx.file_path(sec.get("model", "").strip()) or _default_model()
@@ -830,8 +475,8 @@ def _onnx_options(sec: Section, ctx: _Context, cpus: tuple[int, ...]
     threads = auto_threads(cpus)
     if raw_threads.lower() in ("auto", ""):
         pass
-    elif not _INT_RE.fullmatch(raw_threads):
-        sec.error("threads", f"must be auto or an integer from 1 to 64, got {_show(raw_threads)}")
+    elif not INT_RE.fullmatch(raw_threads):
+        sec.error("threads", f"must be auto or an integer from 1 to 64, got {show(raw_threads)}")
     else:
         threads = sec.getint("threads", threads, minval=1, maxval=64)
     confidence = sec.getfloat("confidence_threshold", 0.08, minval=0.0, maxval=1.0)
@@ -880,7 +525,7 @@ def _local_engine_options(sec: Section) -> tuple[tuple[int, ...], int, float]:
             continue
         if not item.isdigit() or int(item) >= count:
             sec.error("cpus", f"must be auto, all, or CPU numbers from 0 to {count - 1} (this "
-                      f"machine has {count} CPU(s)) separated by commas, got {_show(item)}")
+                      f"machine has {count} CPU(s)) separated by commas, got {show(item)}")
             continue
         cpus.append(int(item))
     return tuple(cpus), nice, unload_after
@@ -896,7 +541,7 @@ def _is_ip_address(value: str) -> bool:
     return True
 
 
-def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
+def _build_detection(sec: Section, ctx: Context) -> DetectionConfig:
     interval = sec.getfloat("interval", 10.0, minval=0.1, maxval=3600.0)
     sensitivity = sec.getfloat("sensitivity", 1.0, minval=0.1, maxval=5.0)
     ewm_span = sec.getint("ewm_span", 12, minval=1)
@@ -920,14 +565,14 @@ def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
             and buffer_warning_percent > buffer_percent):
         sec.error(
             "buffer_warning_percent",
-            f"must be <= buffer_percent ({_num(buffer_percent)}), "
-            f"got {_show(sec.raw('buffer_warning_percent') or _num(buffer_warning_percent))}",
+            f"must be <= buffer_percent ({number(buffer_percent)}), "
+            f"got {show(sec.raw('buffer_warning_percent') or number(buffer_warning_percent))}",
         )
     if sec.ok("threshold_low") and sec.ok("threshold_high") and threshold_high < threshold_low:
         sec.error(
             "threshold_high",
-            f"must be >= threshold_low ({_num(threshold_low)}), "
-            f"got {_show(sec.raw('threshold_high') or _num(threshold_high))}",
+            f"must be >= threshold_low ({number(threshold_low)}), "
+            f"got {show(sec.raw('threshold_high') or number(threshold_high))}",
         )
     return DetectionConfig(
         interval=interval,
@@ -950,7 +595,7 @@ def _build_detection(sec: Section, ctx: _Context) -> DetectionConfig:
     )
 
 
-def _build_actions(sec: Section, ctx: _Context) -> ActionsConfig:
+def _build_actions(sec: Section, ctx: Context) -> ActionsConfig:
     lists = {
         "on_warning": sec.getlist("on_warning", ("notify",), ACTIONS, kind="action"),
         "on_failure": sec.getlist("on_failure", ("pause", "notify"), ACTIONS, kind="action"),
@@ -979,14 +624,14 @@ def _build_actions(sec: Section, ctx: _Context) -> ActionsConfig:
     )
 
 
-def _build_state(sec: Section, ctx: _Context) -> StateConfig:
+def _build_state(sec: Section, ctx: Context) -> StateConfig:
     path = sec.get("path", "~/printer_data/failwatch/state.json").strip()
     if not path and sec.ok("path"):
         sec.error("path", "must not be empty")
     return StateConfig(path=ctx.file_path(path))
 
 
-def _build_record(sec: Section, ctx: _Context) -> RecordConfig:
+def _build_record(sec: Section, ctx: Context) -> RecordConfig:
     enabled = sec.getboolean("enabled", False)
     path = sec.get("path", "~/printer_data/failwatch/recordings").strip()
     if not path and sec.ok("path"):
@@ -998,7 +643,7 @@ def _build_record(sec: Section, ctx: _Context) -> RecordConfig:
                         max_prints=max_prints, max_size=round(max_size * _MIB))
 
 
-def _build_logging(sec: Section, ctx: _Context) -> LoggingConfig:
+def _build_logging(sec: Section, ctx: Context) -> LoggingConfig:
     path = sec.get("path", "~/printer_data/logs/failwatch.log").strip()
     level = sec.getchoice("level", LOG_LEVELS, "INFO")
     max_size = sec.getfloat("max_size", 5.0, minval=0.1, maxval=1000.0)
@@ -1008,7 +653,7 @@ def _build_logging(sec: Section, ctx: _Context) -> LoggingConfig:
     )
 
 
-def _build_snapshots(sec: Section, ctx: _Context) -> SnapshotsConfig:
+def _build_snapshots(sec: Section, ctx: Context) -> SnapshotsConfig:
     enabled = sec.getboolean("enabled", True)
     path = sec.get("path", "~/printer_data/logs/failwatch_snapshots").strip()
     if not path and sec.ok("path"):
@@ -1022,7 +667,7 @@ def _build_snapshots(sec: Section, ctx: _Context) -> SnapshotsConfig:
                            max_size=round(max_size * _MIB), public_url=public_url)
 
 
-def _build_notify(sec: Section, ctx: _Context) -> NotifyConfig:
+def _build_notify(sec: Section, ctx: Context) -> NotifyConfig:
     webhooks = tuple(sec.getlist("webhook_urls", ()))
     for url in webhooks:
         if not url.lower().startswith(("http://", "https://")) and sec.ok("webhook_urls"):
@@ -1043,7 +688,7 @@ def _hostname() -> str:
     return socket.gethostname() or "printer"
 
 
-_BUILDERS: Final[Mapping[str, Callable[[Section, _Context], object]]] = {
+_BUILDERS: Final[Mapping[str, Callable[[Section, Context], object]]] = {
     "moonraker": _build_moonraker,
     "camera": _build_camera,
     "predictor": _build_predictor,
@@ -1062,83 +707,22 @@ _BUILDERS: Final[Mapping[str, Callable[[Section, _Context], object]]] = {
 # ---------------------------------------------------------------------------
 
 
-def _new_parser() -> configparser.ConfigParser:
-    return configparser.ConfigParser(
-        delimiters=(":", "="),
-        comment_prefixes=("#", ";"),
-        inline_comment_prefixes=("#", ";"),  # configparser requires whitespace before them
-        strict=True,
-        interpolation=None,
-        default_section=_NO_DEFAULT_SECTION,
-    )
 
 
-def _read(text: str, problems: _Problems) -> dict[str, dict[str, str]] | None:
-    """Tokenise ``text``; None (with problems recorded) if it is not valid INI.
-
-    configparser stops at the first duplicate or missing header, so those are
-    reported alone.  Offending lines are named by number only: they may hold a
-    secret.
-    """
-    parser = _new_parser()
-    try:
-        parser.read_string(text.replace("\\#", _ESCAPED_HASH), source=problems.path)
-    except configparser.DuplicateSectionError as exc:
-        problems.file(
-            f"line {exc.lineno}: [{exc.section}]: duplicate section; "
-            "each section may appear only once"
-        )
-        return None
-    except configparser.DuplicateOptionError as exc:
-        problems.file(
-            f"line {exc.lineno}: [{exc.section}] {exc.option}: duplicate option; "
-            "each option may appear only once per section"
-        )
-        return None
-    except configparser.MissingSectionHeaderError as exc:
-        problems.file(
-            f"line {exc.lineno}: option outside any section; put it below a [section] header"
-        )
-        return None
-    except configparser.ParsingError as exc:
-        for lineno, _line in exc.errors:
-            problems.file(
-                f"line {lineno}: cannot parse this line; expected '[section]', "
-                "'option: value', a comment, or an indented continuation of a value"
-            )
-        return None
-    except configparser.Error as exc:  # pragma: no cover - defensive
-        problems.file(f"cannot parse the file ({type(exc).__name__})")
-        return None
-    return {
-        name: {
-            option: value.replace(_ESCAPED_HASH, "#")
-            for option, value in parser.items(name, raw=True)
-        }
-        for name in parser.sections()
-    }
 
 
-def _hint(word: str, candidates: Sequence[str], aliases: Mapping[str, str]) -> str | None:
-    lowered = word.lower()
-    if lowered in aliases:
-        return aliases[lowered]
-    if lowered in candidates and lowered != word:
-        return lowered
-    matches = difflib.get_close_matches(lowered, list(candidates), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _check_unknown(
     data: Mapping[str, Mapping[str, str]],
     sections: Mapping[str, Section],
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     known_sections = list(sections)
     for name, options in data.items():
         sec = sections.get(name)
         if sec is None:
-            guess = _hint(name, known_sections, _SECTION_ALIASES)
+            guess = hint(name, known_sections, _SECTION_ALIASES)
             if guess is not None:
                 problems.section(name, f"unknown section; did you mean '[{guess}]'?")
             else:
@@ -1148,7 +732,7 @@ def _check_unknown(
         for option in options:
             if option in sec.known:
                 continue
-            guess = _hint(option, sec.known, _OPTION_ALIASES.get(name, {}))
+            guess = hint(option, sec.known, _OPTION_ALIASES.get(name, {}))
             if guess is not None:
                 message = f"unknown option; did you mean '{guess}'?"
             else:
@@ -1183,12 +767,12 @@ def _scrub(messages: list[str], data: Mapping[str, Mapping[str, str]]) -> list[s
 
 
 def _build(
-    data: Mapping[str, Mapping[str, str]], path: str, problems: _Problems
+    data: Mapping[str, Mapping[str, str]], path: str, problems: Problems
 ) -> tuple[Config, dict[str, Section]]:
     from failwatch_moonraker import printers  # farm mode; it builds on this module
 
     farm = printers.printer_sections(data)
-    ctx = _Context(path)
+    ctx = Context(path)
     sections = {
         name: Section(name, data.get(name), printers.top_sink(name, farm, problems),
                       _SECRET_OPTIONS.get(name, ()))
@@ -1215,8 +799,8 @@ def parse_config(text: str, path: str = "<string>") -> Config:
     placeholder such as ``"<string>"``).  Raises :class:`ConfigError` listing every
     problem.
     """
-    problems = _Problems(path)
-    data = _read(text, problems)
+    problems = Problems(path)
+    data = read_sections(text, problems)
     if data is None:
         raise ConfigError(problems.messages)
     config, _sections = _build(data, path, problems)
@@ -1259,9 +843,9 @@ def detection_from(values: Mapping[str, str], source: str = "<settings>") -> Det
     Options not given take their defaults; raises :class:`ConfigError` listing
     every problem, unknown options included.
     """
-    problems = _Problems(source)
+    problems = Problems(source)
     sec = Section("detection", values, problems)
-    detection = _build_detection(sec, _Context(source))
+    detection = _build_detection(sec, Context(source))
     for option in values:
         if option not in sec.known:
             problems.option("detection", option,
@@ -1276,6 +860,6 @@ def known_options() -> dict[str, tuple[str, ...]]:
 
     Derived by building a config from an empty file and recording the getter calls.
     """
-    problems = _Problems("<known-options>")
+    problems = Problems("<known-options>")
     _config, sections = _build({}, "<known-options>", problems)
     return {name: tuple(sec.known) for name, sec in sections.items()}

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from failwatch_moonraker import cfgfile
 from failwatch_moonraker import config as _cfg
 from failwatch_moonraker.cameras import build_cameras
 
@@ -65,7 +66,7 @@ def per_printer_path(path: str, name: str) -> str:
     return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
 
 
-class _PrinterSection(_cfg.Section):
+class _PrinterSection(cfgfile.Section):
     """A top-level section as one printer sees it: its prefixed overrides on top."""
 
     def __init__(
@@ -104,7 +105,7 @@ def _unknown_message(option: str, known: list[str]) -> str:
     aliases = dict(_EXTRA_ALIASES)
     for full in known:
         aliases.setdefault(full.split("_", 1)[1], full)
-    guess = _cfg._hint(option, known, aliases)
+    guess = cfgfile.hint(option, known, aliases)
     if guess is not None:
         return f"unknown option; did you mean '{guess}'?"
     return ("unknown option; a printer section takes the options of "
@@ -121,7 +122,7 @@ def secret_options() -> frozenset[str]:
 def top_sink(section: str, farm: list[str], problems: Any) -> Any:
     """Where a top-level section reports: nowhere for farm defaults (see module doc)."""
     if farm and section in OVERRIDABLE:
-        return _cfg._Problems(problems.path)
+        return cfgfile.Problems(problems.path)
     return problems
 
 
@@ -159,7 +160,7 @@ def build_printers(
                 if option.startswith(s + "_"):
                     overrides[s][option[len(s) + 1:]] = value
                     break
-        ctx = _cfg._Context(path)
+        ctx = cfgfile.Context(path)
         built: dict[str, Any] = {}
         known: list[str] = []
         for s in OVERRIDABLE:

@@ -63,7 +63,7 @@ def add_command(sub: Any) -> None:
 
 def config_with(path: str | None, sets: list[str]) -> Config:
     """failwatch.cfg (or the defaults) with ``--set`` applied to [predictor]."""
-    from failwatch_moonraker.config import _Problems, _read
+    from failwatch_moonraker.cfgfile import Problems, read_sections
 
     overrides: dict[str, str] = {}
     for item in sets:
@@ -83,8 +83,8 @@ def config_with(path: str | None, sets: list[str]) -> Config:
         where = full
     if not overrides:
         return parse_config(text, where)
-    problems = _Problems(where)
-    data = _read(text, problems)
+    problems = Problems(where)
+    data = read_sections(text, problems)
     if data is None:
         raise ConfigError(problems.messages)
     data.setdefault("predictor", {}).update(overrides)

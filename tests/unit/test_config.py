@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from failwatch_moonraker import cfgfile
 from failwatch_moonraker import config as cfgmod
 from failwatch_moonraker.config import (
     ACTIONS,
@@ -453,13 +454,13 @@ def test_known_options_come_from_the_getters(monkeypatch: pytest.MonkeyPatch) ->
     # loading a complete config.
     calls: set[tuple[str, str]] = set()
     for getter in ("get", "getint", "getfloat", "getboolean", "getchoice", "getlist"):
-        original = getattr(cfgmod.Section, getter)
+        original = getattr(cfgfile.Section, getter)
 
         def spy(self, option, *args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
             calls.add((self.name, option))
             return __original(self, option, *args, **kwargs)
 
-        monkeypatch.setattr(cfgmod.Section, getter, spy)
+        monkeypatch.setattr(cfgfile.Section, getter, spy)
     parse_config(FULL)
     assert calls == {(s, o) for s, options in known_options().items() for o in options}
 
