@@ -30,14 +30,18 @@ $(MR_VENV)/.installed:
 	$(MR_VENV)/bin/pip install --quiet moonraker==$(MOONRAKER_VERSION)
 	touch $@
 
+# Test processes: the tests mostly wait on the real Moonraker, so 2 halve the time
+# even on 2 cores (make test TEST_WORKERS=0 runs them in this one process).
+TEST_WORKERS ?= 2
+
 test: venv moonraker-venv
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS)
 
 unit: venv
 	$(VENV)/bin/python -m pytest -q tests/unit
 
 integration: venv moonraker-venv
-	$(VENV)/bin/python -m pytest -q tests/integration
+	$(VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) tests/integration
 
 # The extra brings PiNozCam's runtime (from PyPI; already there with the dev extra).
 demo: venv moonraker-venv
