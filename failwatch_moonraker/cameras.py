@@ -121,7 +121,7 @@ def build_cameras(data: Mapping[str, Mapping[str, str]], camera: cfgfile.Section
                 problems.option(section, option, "unknown option; webcams belongs in "
                                 "[camera] (it names several cameras at once)")
             elif option not in sec.known:
-                guess = cfgfile.hint(option, sec.known, _cfg._OPTION_ALIASES.get("camera", {}))
+                guess = cfgfile.hint(option, sec.known, _cfg.OPTION_ALIASES.get("camera", {}))
                 problems.option(section, option, f"unknown option; did you mean '{guess}'?"
                                 if guess else "unknown option; options of a camera section: "
                                 + ", ".join(o for o in sec.known))

@@ -86,7 +86,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _MIB = 1024 * 1024
 
 #: Options whose values must never be shown, per section.
-_SECRET_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
+SECRET_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
     "moonraker": frozenset({"api_key"}),
     "predictor": frozenset({"access_token", "api_key"}),
     "notify": frozenset({"webhook_urls", "apprise_urls"}),
@@ -99,7 +99,7 @@ _SECTION_ALIASES: Final[Mapping[str, str]] = {
     "ml_api": "predictor",
     "obico": "predictor",
 }
-_OPTION_ALIASES: Final[Mapping[str, Mapping[str, str]]] = {
+OPTION_ALIASES: Final[Mapping[str, Mapping[str, str]]] = {
     "moonraker": {"host": "url", "moonraker_api_key": "api_key", "api_token": "api_key"},
     "camera": {
         "snapshot": "snapshot_url",
@@ -688,7 +688,7 @@ def _hostname() -> str:
     return socket.gethostname() or "printer"
 
 
-_BUILDERS: Final[Mapping[str, Callable[[Section, Context], object]]] = {
+BUILDERS: Final[Mapping[str, Callable[[Section, Context], object]]] = {
     "moonraker": _build_moonraker,
     "camera": _build_camera,
     "predictor": _build_predictor,
@@ -732,7 +732,7 @@ def _check_unknown(
         for option in options:
             if option in sec.known:
                 continue
-            guess = hint(option, sec.known, _OPTION_ALIASES.get(name, {}))
+            guess = hint(option, sec.known, OPTION_ALIASES.get(name, {}))
             if guess is not None:
                 message = f"unknown option; did you mean '{guess}'?"
             else:
@@ -748,7 +748,7 @@ def _scrub(messages: list[str], data: Mapping[str, Mapping[str, str]]) -> list[s
     """Last line of defence: blank out any secret value that found its way into a message."""
     secrets = [
         value.strip()
-        for section, options in _SECRET_OPTIONS.items()
+        for section, options in SECRET_OPTIONS.items()
         for option in options
         if len(value := data.get(section, {}).get(option, "").strip()) >= _MIN_SCRUB_LEN
     ]
@@ -775,10 +775,10 @@ def _build(
     ctx = Context(path)
     sections = {
         name: Section(name, data.get(name), printers.top_sink(name, farm, problems),
-                      _SECRET_OPTIONS.get(name, ()))
-        for name in _BUILDERS
+                      SECRET_OPTIONS.get(name, ()))
+        for name in BUILDERS
     }
-    built = {name: builder(sections[name], ctx) for name, builder in _BUILDERS.items()}
+    built = {name: builder(sections[name], ctx) for name, builder in BUILDERS.items()}
     from failwatch_moonraker import cameras
 
     config = Config(path=path, **built)  # type: ignore[arg-type]

@@ -78,7 +78,7 @@ class _PrinterSection(cfgfile.Section):
         problems: Any,
     ) -> None:
         merged = {**(base or {}), **overrides}
-        super().__init__(name, merged, problems, _cfg._SECRET_OPTIONS.get(name, ()))
+        super().__init__(name, merged, problems, _cfg.SECRET_OPTIONS.get(name, ()))
         self.printer_section = printer_section
         # A problem belongs to the printer when the option is set there, or is needed
         # there and set nowhere (e.g. its backend's credentials); else to the section.
@@ -99,7 +99,7 @@ class _PrinterSection(cfgfile.Section):
 
 def _unknown_message(option: str, known: list[str]) -> str:
     head = option.split("_", 1)[0]
-    if head in _cfg._BUILDERS and head not in OVERRIDABLE:
+    if head in _cfg.BUILDERS and head not in OVERRIDABLE:
         return (f"unknown option; [{head}] applies to every printer and cannot be set in a "
                 "printer section")
     aliases = dict(_EXTRA_ALIASES)
@@ -115,7 +115,7 @@ def _unknown_message(option: str, known: list[str]) -> str:
 
 def secret_options() -> frozenset[str]:
     """The prefixed names of secret options, for scrubbing messages."""
-    return frozenset(f"{s}_{o}" for s, options in _cfg._SECRET_OPTIONS.items()
+    return frozenset(f"{s}_{o}" for s, options in _cfg.SECRET_OPTIONS.items()
                      if s in OVERRIDABLE for o in options)
 
 
@@ -165,7 +165,7 @@ def build_printers(
         known: list[str] = []
         for s in OVERRIDABLE:
             sec = _PrinterSection(section, s, data.get(s), overrides[s], problems)
-            built[s] = _cfg._BUILDERS[s](sec, ctx)
+            built[s] = _cfg.BUILDERS[s](sec, ctx)
             if s == "camera":  # camera_webcams: several cameras
                 built["cameras"] = build_cameras({}, sec, built[s], path, problems)
             known += [f"{s}_{o}" for o in sec.known]
