@@ -471,14 +471,14 @@ def _onnx_options(sec: Section, ctx: Context, cpus: tuple[int, ...]
                   ) -> tuple[str, int, float, float]:
     """``model``, ``threads``, ``confidence_threshold``, ``nms_threshold`` of backend onnx."""
     model = ctx.file_path(sec.get("model", "").strip()) or _default_model()
-    raw_threads = sec.get("threads", "auto").strip()
     threads = auto_threads(cpus)
-    if raw_threads.lower() in ("auto", ""):
-        pass
-    elif not INT_RE.fullmatch(raw_threads):
-        sec.error("threads", f"must be auto or an integer from 1 to 64, got {show(raw_threads)}")
-    else:
-        threads = sec.getint("threads", threads, minval=1, maxval=64)
+    raw_threads = sec.get("threads", "auto").strip()
+    if raw_threads.lower() not in ("auto", ""):
+        if INT_RE.fullmatch(raw_threads):
+            threads = sec.getint("threads", threads, minval=1, maxval=64)
+        else:
+            sec.error("threads",
+                      f"must be auto or an integer from 1 to 64, got {show(raw_threads)}")
     confidence = sec.getfloat("confidence_threshold", 0.08, minval=0.0, maxval=1.0)
     nms = sec.getfloat("nms_threshold", 0.45, above=0.0, maxval=1.0)
     return model, threads, confidence, nms
@@ -488,7 +488,8 @@ def auto_engine_cpus(available: Iterable[int]) -> tuple[int, ...]:
     """``cpus: auto``: every CPU the daemon may use but the lowest, when it has two or more.
 
     Why: nice alone does not keep Klipper on time; an engine scoring on every core
-    made a nice-0 task wake 2-3 ms late at p99, on all cores but one 0.8 ms (bench (h)).
+    made a nice-0 task wake about 3 ms late at p99, on all cores but one under 1 ms
+    (bench (h)).
     The lowest is left because a Raspberry Pi handles its interrupts (USB, the MCU's
     serial line) on CPU 0. () = every CPU (a single-CPU host: nothing to leave).
     """
@@ -496,14 +497,21 @@ def auto_engine_cpus(available: Iterable[int]) -> tuple[int, ...]:
     return tuple(cpus[1:]) if len(cpus) > 1 else ()
 
 
+def _usable_cpus() -> set[int]:
+    """The CPUs this process may run on (every CPU where the system cannot say)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux; not macOS, where developers may run it
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
+
+
 def _auto_cpus() -> tuple[int, ...]:
-    return auto_engine_cpus(os.sched_getaffinity(0))
+    return auto_engine_cpus(_usable_cpus())
 
 
 def auto_threads(cpus: tuple[int, ...]) -> int:
     """``threads: auto``: 2, or 1 for an engine on one CPU (more threads than CPUs only
     take turns)."""
-    return min(2, len(cpus) or len(os.sched_getaffinity(0)))
+    return min(2, len(cpus) or len(_usable_cpus()))
 
 
 def _local_engine_options(sec: Section) -> tuple[tuple[int, ...], int, float]:
