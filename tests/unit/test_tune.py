@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -154,18 +155,27 @@ def test_vectorised_equals_the_plain_loop_on_the_default_grid() -> None:
                                   first_pauses_plain(prints, chosen))
 
 
+def write_labels(folder: Path, prints: Sequence[tuple[str, Recording, float | None]]) -> Path:
+    """Each (name, recording, when its failure began or None for good) as a recording
+    file, and the labels YAML naming them."""
+    lines = []
+    for name, rec, began in prints:
+        write_recording(folder / name, rec)
+        lines.append(f"{name}: {'good' if began is None else began}")
+    labels = folder / "labels.yaml"
+    labels.write_text("\n".join(lines) + "\n")
+    return labels
+
+
 def labelled_set(folder: Path) -> Path:
     """Good prints with bursts the defaults pause on; failures of different strengths."""
-    lines = []
+    prints = []
     for i in range(10):
         failing = i % 3 == 0
         rec = synthetic_print(200 + i, 500, failure_frame=300 if failing else None,
                               level=1.2 + 0.1 * i, bursts=3, burst_level=1.4)
-        write_recording(folder / f"p{i}.jsonl", rec)
-        lines.append(f"p{i}.jsonl: {failure_time(rec, 300) if failing else 'good'}")
-    labels = folder / "labels.yaml"
-    labels.write_text("\n".join(lines) + "\n")
-    return labels
+        prints.append((f"p{i}.jsonl", rec, failure_time(rec, 300) if failing else None))
+    return write_labels(folder, prints)
 
 
 def test_tune_finds_settings_that_separate_the_prints(tmp_path: Path) -> None:
@@ -252,19 +262,16 @@ def test_tune_with_two_cameras_counts_a_failure_only_one_camera_sees(tmp_path: P
 
 def two_camera_labels(tmp_path: Path) -> Path:
     """Six prints, two cameras each; the failed ones (0, 2, 4) seen by "side" alone."""
-    lines = []
+    prints = []
     for i in range(6):
         failing = i % 2 == 0
         quiet = {"bursts": 3, "burst_level": 1.4, "long_mean": 0.03 + 0.01 * i}
         side = {"failure_frame": 300, "level": 1.2 + 0.1 * i} if failing else quiet
         rec = synthetic_cameras(300 + i, 400, {"front": quiet, "side": side},
                                 name=f"two-{i}")
-        write_recording(tmp_path / f"t{i}.jsonl", rec)
         began = rec.frames_of("side")[300].t - rec.start_time
-        lines.append(f"t{i}.jsonl: {began if failing else 'good'}")
-    labels = tmp_path / "labels.yaml"
-    labels.write_text("\n".join(lines) + "\n")
-    return labels
+        prints.append((f"t{i}.jsonl", rec, began if failing else None))
+    return write_labels(tmp_path, prints)
 
 
 def test_tune_on_one_camera_alone(tmp_path: Path) -> None:
